@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+# ../shared beside the checkout holds real data and the ONNX model; a user's clone has none.
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+def shared_path(*parts: str) -> Path:
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} is absent (the shared data folder beside the checkout)")
+    return path
+
+
+@pytest.fixture
+def rng(request) -> np.random.Generator:
+    """Fresh random inputs per test, reproducible from the test's name."""
+    seed = abs(hash(request.node.nodeid)) % (2**32)
+    return np.random.default_rng(seed)
