@@ -9,14 +9,17 @@ from __future__ import annotations
 from . import _core
 from ._core import FormatError
 from ._validation import NotFittedError
+from .encoder import EncoderStats, SparseEncoder
 from .sparse import SparseCodes
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "EncoderStats",
     "FormatError",
     "NotFittedError",
     "SparseCodes",
+    "SparseEncoder",
     "num_threads",
 ]
 
