@@ -13,6 +13,11 @@ namespace likeable {
 namespace {
 
 constexpr std::int64_t kL2Floats = 128 * 1024;  // 512 KiB: a tile and a row block stay in L2
+// Below this many multiply-adds a call runs on one thread: waking a team costs more than it
+// saves, and on a busy machine spinning OpenMP workers steal the core from the caller.
+constexpr double kSerialWork = 1 << 24;
+
+int threads_for(double work, int requested) { return work < kSerialWork ? 1 : requested; }
 
 struct Tiles {
   std::int64_t rows;
@@ -125,7 +130,8 @@ CsrMatrix encode(const EncoderWeights& w, const float* X, std::int64_t n_rows,
   LIKEABLE_CHECK(!topk || (opt.k >= 1 && opt.k <= M), "k=", opt.k, " must be in [1, n_features=", M, "]");
   LIKEABLE_CHECK(topk || w.threshold != nullptr, "threshold mode needs a threshold vector");
   const Tiles tiles = choose_tiles(d, M, opt);
-  const int threads = resolve_threads(opt.threads);
+  const int threads = resolve_threads(
+      threads_for(static_cast<double>(n_rows) * d * M, opt.threads));
   const std::int64_t n_blocks = (n_rows + tiles.rows - 1) / tiles.rows;
   const int k = topk ? opt.k : 0;
 
@@ -209,6 +215,7 @@ void decode(const EncoderWeights& w, const CsrView& codes, float* out, int threa
                  " features but the encoder has ", w.n_features);
   validate_csr(codes);  // O(nnz), far below the O(nnz * d) of the decode itself
   const std::int64_t d = w.n_dims;
+  threads = threads_for(static_cast<double>(codes.nnz()) * d, threads);
   parallel_for(codes.n_rows, 256, threads, [&](std::int64_t r0, std::int64_t r1, int) {
     for (std::int64_t r = r0; r < r1; ++r) {
       float* y = out + r * d;
@@ -231,7 +238,8 @@ ReconstructionStats reconstruction_stats(const EncoderWeights& w, const float* X
   constexpr std::int64_t kChunk = 256;
   const std::int64_t n_chunks = (n_rows + kChunk - 1) / kChunk;
   std::vector<double> err(n_chunks, 0.0), dev(n_chunks, 0.0);
-  parallel_for(n_chunks, 1, opt.threads, [&](std::int64_t c0, std::int64_t c1, int) {
+  const int threads = threads_for(static_cast<double>(n_rows) * d * w.n_features, opt.threads);
+  parallel_for(n_chunks, 1, threads, [&](std::int64_t c0, std::int64_t c1, int) {
     std::vector<float> y(d);
     for (std::int64_t c = c0; c < c1; ++c) {
       double e_sum = 0.0, d_sum = 0.0;
@@ -348,7 +356,7 @@ inline float dot(const float* a, const float* b, std::int64_t n) {
 double SaeTrainer::step(const MutableWeights& w, const float* X, const std::int64_t* rows,
                         std::int64_t B, double norm, double* aux_loss) {
   const std::int64_t d = cfg_.n_dims, M = cfg_.n_features;
-  const int threads = cfg_.threads;
+  const int threads = threads_for(static_cast<double>(B) * d * M, cfg_.threads);
   const bool is_signed = cfg_.is_signed;
   const std::int64_t P = static_cast<std::int64_t>(cfg_.prefixes.size());
   const std::int64_t* prefixes = cfg_.prefixes.data();

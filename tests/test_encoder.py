@@ -178,6 +178,10 @@ def test_fit_is_deterministic_for_seed_and_threads(rng):
         X, epochs=3, progress=False, threads=2) for _ in range(2)]
     for name in ("W_enc", "b_enc", "W_dec", "b_dec"):
         np.testing.assert_array_equal(getattr(fits[0], name), getattr(fits[1], name))
+    # Reductions run in a fixed order, so even the thread count leaves the result unchanged.
+    one = lk.SparseEncoder(n_features=40, k=3, seed=7, matryoshka=(8,)).fit(X, epochs=3, progress=False,
+                                                                          threads=1)
+    np.testing.assert_array_equal(one.W_dec, fits[0].W_dec)
     other = lk.SparseEncoder(n_features=40, k=3, seed=8).fit(X, epochs=1, progress=False)
     assert not np.array_equal(other.W_dec, fits[0].W_dec)
 
@@ -317,3 +321,17 @@ def test_bad_arrays_raise_clear_errors(rng):
         lk.SparseEncoder(n_features=8, k=2).fit(np.zeros((20, 4)), X_val=np.zeros((3, 5)), progress=False)
     with pytest.raises(ValueError, match="threads"):
         enc.encode(np.zeros((1, 5)), threads=0)
+
+
+def test_cli_demo_recovers_planted_directions(capsys):
+    from likeable.cli import _encoder_demo, main
+
+    result = _encoder_demo(n_rows=3000, n_dims=24, n_planted=32, n_features=64, k=3, epochs=40,
+                           progress=False)
+    assert result["recovered"] >= 0.8 * result["n_planted"], result
+    assert result["encode_rows_per_second"] > 0
+    assert main(["demo", "--rows", "500", "--dims", "8", "--planted", "8", "--features", "16", "--k", "2",
+                 "--epochs", "2", "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert "planted directions (cosine > 0.9)" in text and "rows/s" in text
+    assert main(["demo", "--k", "20", "--features", "16"]) == 2
