@@ -49,7 +49,7 @@ class TorchTopKSAE:
             self.W_dec /= self.W_dec.norm(dim=1, keepdim=True).clamp_min(1e-12)
             fired = (z > 0).any(0)
             self.silent = torch.where(fired, torch.zeros_like(self.silent), self.silent + x.shape[0])
-        return float(loss)
+        return float(loss.detach())
 
     def normalized_mse(self, X: torch.Tensor, mean: torch.Tensor) -> float:
         with torch.no_grad():
