@@ -30,14 +30,17 @@ _load_openblas()
 from . import _core  # noqa: E402
 from ._core import FormatError  # noqa: E402
 from ._validation import NotFittedError  # noqa: E402
+from .encoder import EncoderStats, SparseEncoder  # noqa: E402
 from .sparse import SparseCodes  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "EncoderStats",
     "FormatError",
     "NotFittedError",
     "SparseCodes",
+    "SparseEncoder",
     "num_threads",
 ]
 
