@@ -9,6 +9,7 @@ from __future__ import annotations
 from . import _core
 from ._core import FormatError
 from ._validation import NotFittedError
+from .index import SparseIndex
 from .sparse import SparseCodes
 
 __version__ = "0.1.0"
@@ -17,6 +18,7 @@ __all__ = [
     "FormatError",
     "NotFittedError",
     "SparseCodes",
+    "SparseIndex",
     "num_threads",
 ]
 
