@@ -224,6 +224,7 @@ void SectionWriter::save(const std::string& path) const {
   if (out.fd < 0) throw_errno("cannot create a temporary file beside", path);
   tmp = tmpl.data();
   try {
+    ::fchmod(out.fd, 0644);  // mkstemp makes 0600; an index is a shareable file
     write_all(out.fd, bytes.data(), bytes.size(), tmp);
     if (::fsync(out.fd) != 0) throw_errno("cannot fsync", tmp);
     ::close(out.fd);

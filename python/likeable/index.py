@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numbers
+import os
 from typing import Any
 
 import numpy as np
@@ -147,7 +148,12 @@ class SparseIndex:
         ``mmap=True`` maps the file read-only (arrays are used in place); ``verify`` checks every
         section's CRC32C. A truncated, corrupted or foreign file raises :class:`likeable.FormatError`.
         """
-        return cls._wrap(_core.SparseIndexCore.load(fspath(path), bool(mmap), bool(verify)), threads)
+        path = fspath(path)
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"no such file: {path}")
+        if os.path.isdir(path):
+            raise IsADirectoryError(f"{path} is a folder, expected an index file")
+        return cls._wrap(_core.SparseIndexCore.load(path, bool(mmap), bool(verify)), threads)
 
     def to_bytes(self) -> bytes:
         """The file :meth:`save` would write, as bytes."""
