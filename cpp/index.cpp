@@ -251,15 +251,30 @@ void SparseIndex::build_blocks(const std::vector<std::int64_t>& col_ptr, const s
   std::vector<BuildScratch> scratch(threads);
   const std::int64_t doc_cut = params_.doc_cut;
 
-  // The components of a row used to cluster it: its doc_cut largest |x_j|.
+  // The components of each row used to cluster it: its doc_cut largest |x_j| (computed once,
+  // not once per posting list the row appears in).
+  std::vector<std::int32_t> top_feat(checked_mul(n_rows_, doc_cut), -1);
+  std::vector<float> top_val(top_feat.size(), 0.0f);
+  parallel_for(n_rows_, 4096, threads, [&](std::int64_t begin, std::int64_t end, int) {
+    std::vector<std::pair<std::int32_t, float>> row;
+    for (std::int64_t r = begin; r < end; ++r) {
+      row.clear();
+      for (std::int64_t i = fwd_indptr_[r]; i < fwd_indptr_[r + 1]; ++i) row.emplace_back(fwd_indices_[i], fwd_values_[i]);
+      if (static_cast<std::int64_t>(row.size()) > doc_cut) {
+        std::nth_element(row.begin(), row.begin() + doc_cut, row.end(),
+                         [](const auto& a, const auto& b) { return std::fabs(a.second) > std::fabs(b.second); });
+        row.resize(doc_cut);
+      }
+      for (std::size_t i = 0; i < row.size(); ++i) {
+        top_feat[r * doc_cut + i] = row[i].first;
+        top_val[r * doc_cut + i] = row[i].second;
+      }
+    }
+  });
   auto row_top = [&](std::int32_t r, std::vector<std::pair<std::int32_t, float>>& out) {
     out.clear();
-    for (std::int64_t i = fwd_indptr_[r]; i < fwd_indptr_[r + 1]; ++i) out.emplace_back(fwd_indices_[i], fwd_values_[i]);
-    if (static_cast<std::int64_t>(out.size()) > doc_cut) {
-      std::nth_element(out.begin(), out.begin() + doc_cut, out.end(),
-                       [](const auto& a, const auto& b) { return std::fabs(a.second) > std::fabs(b.second); });
-      out.resize(doc_cut);
-    }
+    for (std::int64_t i = r * doc_cut; i < (r + 1) * doc_cut && top_feat[i] >= 0; ++i)
+      out.emplace_back(top_feat[i], top_val[i]);
   };
 
   parallel_for(n_cols_, 16, threads, [&](std::int64_t begin, std::int64_t end, int tid) {
@@ -567,8 +582,14 @@ void SparseIndex::search_approx_one(const std::int32_t* q_idx, const float* q_va
         const float threshold = kth >= 0 ? kth * hf : kth / hf;
         if (bound < threshold) break;  // blocks come in descending bound: the rest fail too
       }
-      for (std::int64_t p = block_row_ptr_[blk]; p < block_row_ptr_[blk + 1]; ++p) {
+      const std::int64_t p_end = block_row_ptr_[blk + 1];
+      for (std::int64_t p = block_row_ptr_[blk]; p < p_end; ++p) {
         const std::int32_t r = post_rows_[p];
+        if (p + 2 < p_end) {  // rows of a block are scattered in memory: fetch ahead of use
+          const std::int64_t ahead = fwd_indptr_[post_rows_[p + 2]];
+          __builtin_prefetch(fwd_indices_ + ahead);
+          __builtin_prefetch(fwd_values_ + ahead);
+        }
         std::uint64_t& word = s.visited[r >> 6];
         const std::uint64_t bit = std::uint64_t{1} << (r & 63);
         if (word & bit) continue;
