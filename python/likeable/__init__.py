@@ -31,6 +31,7 @@ from . import _core  # noqa: E402
 from ._core import FormatError  # noqa: E402
 from ._validation import NotFittedError  # noqa: E402
 from .encoder import EncoderStats, SparseEncoder  # noqa: E402
+from .index import SparseIndex  # noqa: E402
 from .sparse import SparseCodes  # noqa: E402
 
 __version__ = "0.1.0"
@@ -41,6 +42,7 @@ __all__ = [
     "NotFittedError",
     "SparseCodes",
     "SparseEncoder",
+    "SparseIndex",
     "num_threads",
 ]
 
