@@ -10,10 +10,21 @@ from . import _core
 from ._core import FormatError
 from ._validation import NotFittedError
 from .sparse import SparseCodes
+from .attributes import AttributeBank
+from .preferences import (DriftWeights, FeatureEffects, PreferenceModel, Selection, UnknownUserError,
+                          UserPreferences, drift_weights)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AttributeBank",
+    "DriftWeights",
+    "FeatureEffects",
+    "PreferenceModel",
+    "Selection",
+    "UnknownUserError",
+    "UserPreferences",
+    "drift_weights",
     "FormatError",
     "NotFittedError",
     "SparseCodes",
