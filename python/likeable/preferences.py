@@ -692,7 +692,8 @@ def drift_weights(attribute_deltas: Any, labels: Any, user_ids: Any) -> DriftWei
     users = np.fromiter((row_of.setdefault(u, len(row_of)) for u in ids), dtype=np.int64, count=n)
     sign = (2.0 * y - 1.0).astype(np.float64)
     indicator = sp.csr_matrix((sign, (users, np.arange(n))), shape=(len(row_of), n))
-    v = np.asarray(indicator @ deltas, dtype=np.float64)
+    v = indicator @ deltas
+    v = np.asarray(v.toarray() if sp.issparse(v) else v, dtype=np.float64)
     norm = np.linalg.norm(v, axis=1, keepdims=True)
     weights = np.divide(v, norm, out=np.zeros_like(v), where=norm > 0).astype(np.float32)
     return DriftWeights(list(row_of), weights)
