@@ -1,6 +1,9 @@
 """PreferenceModel, UserPreferences and drift_weights against float64 numpy / scipy / sklearn references."""
 from __future__ import annotations
 
+import ast
+import gzip
+import json
 import pickle
 import threading
 
@@ -10,6 +13,7 @@ import scipy.sparse as sp
 from scipy.optimize import minimize
 
 import likeable as lk
+from conftest import shared_path
 
 
 def sigmoid(x):
@@ -386,3 +390,94 @@ def test_drift_weights_match_numpy(rng):
     np.testing.assert_array_equal(zero.weights, [[0.0, 0.0]])
     with pytest.raises(ValueError):
         lk.drift_weights(deltas, labels[:-1], users)
+
+
+# --- real data: two users with conflicting goals (../shared; skipped where absent) ----------------
+# Responses are embedded with the MiniLM ONNX model (mean pooling, L2 normalised) and cached under
+# the pytest cache, so only the first run pays (~30 s for 8,086 responses on 2 cores).
+def read_two_objectives(path):
+    """Small local reader: (responses_a, responses_b, labels, user ids)."""
+    a, b, labels, users = [], [], [], []
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        for line in fh:
+            row = json.loads(line)
+            responses = row["responses"]
+            if isinstance(responses, str):  # stored as a Python list literal
+                responses = ast.literal_eval(responses)
+            a.append(responses[0])
+            b.append(responses[1])
+            # label is the index of the preferred response; ours is 1 when the first (A) was chosen
+            labels.append(1 - int(row["label"]))
+            users.append(row["objective"])
+    return a, b, np.asarray(labels), users
+
+
+def embed_minilm(texts, model_dir, batch_size=64):
+    import onnxruntime as ort
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+    tokenizer.enable_truncation(256)
+    session = ort.InferenceSession(str(model_dir / "model.onnx"), providers=["CPUExecutionProvider"])
+    order = np.argsort([len(t) for t in texts])  # similar lengths per batch: less padding
+    out = np.zeros((len(texts), 384), np.float32)
+    for start in range(0, len(texts), batch_size):
+        rows = order[start:start + batch_size]
+        enc = tokenizer.encode_batch([texts[i] for i in rows])
+        ids = np.array([e.ids for e in enc], np.int64)
+        mask = np.array([e.attention_mask for e in enc], np.int64)
+        hidden = session.run(None, {"input_ids": ids, "attention_mask": mask,
+                                    "token_type_ids": np.zeros_like(ids)})[0]
+        pooled = (hidden * mask[..., None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1)
+        out[rows] = pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def two_objectives(request):
+    data = shared_path("data", "hh_rlhf_two_objectives_test.jsonl.gz")
+    model_dir = shared_path("models", "all-MiniLM-L6-v2")
+    a, b, labels, users = read_two_objectives(data)
+    cache = request.config.cache.mkdir("likeable-prefs-minilm") / "two_objectives_v1.npz"
+    if cache.exists():
+        stored = np.load(cache)
+        ea, eb = stored["a"], stored["b"]
+    else:
+        emb = embed_minilm(a + b, model_dir)
+        ea, eb = emb[:len(a)], emb[len(a):]
+        np.savez(cache, a=ea, b=eb)
+    assert ea.shape == (len(labels), 384)
+    return ea, eb, labels, np.asarray(users)
+
+
+def auc(scores, labels):
+    from sklearn.metrics import roc_auc_score
+
+    return roc_auc_score(labels, scores)
+
+
+def test_per_user_auc_beats_population(two_objectives, capsys):
+    ea, eb, labels, users = two_objectives
+    delta = ea - eb  # dense feature differences used directly as pair features
+    rng = np.random.default_rng(0)
+    test = rng.random(len(labels)) < 0.3
+    # Picked on a small grid (population l2 1..100, shrinkage 0.1..10): the per-user gain is
+    # 0.03-0.09 AUC for shrinkage >= 0.3, so the test does not hinge on this exact choice.
+    pop = lk.PreferenceModel(l2=10.0, fit_intercept=True)
+    model = lk.UserPreferences(population=pop, shrinkage=3.0).fit(delta[~test], labels[~test], users[~test])
+    pop_fitted = model.population_
+    report = {}
+    for user in ("helpful", "harmless"):
+        rows = test & (users == user)
+        p_user = model.predict_proba(delta[rows], users[rows])
+        p_pop = pop_fitted.predict_proba(delta[rows])
+        report[user] = (auc(p_pop, labels[rows]), auc(p_user, labels[rows]), int(rows.sum()))
+    with capsys.disabled():
+        for user, (a_pop, a_user, n) in report.items():
+            print(f"\n[two objectives] {user}: population AUC {a_pop:.3f}, per-user AUC {a_user:.3f} (n={n})")
+    # Measured: helpful 0.600 -> 0.650, harmless 0.528 -> 0.598 (a plain per-user logistic on the
+    # same features reaches 0.66 / 0.61: MiniLM differences carry limited signal here).
+    for user, (a_pop, a_user, _) in report.items():
+        assert a_user > a_pop + 0.03, (user, a_pop, a_user)
+    assert np.mean([r[1] - r[0] for r in report.values()]) >= 0.05, report
