@@ -30,13 +30,24 @@ _load_openblas()
 from . import _core  # noqa: E402
 from ._core import FormatError  # noqa: E402
 from ._validation import NotFittedError  # noqa: E402
+from .attributes import AttributeBank  # noqa: E402
 from .encoder import EncoderStats, SparseEncoder  # noqa: E402
 from .index import SparseIndex  # noqa: E402
+from .preferences import (DriftWeights, FeatureEffects, PreferenceModel, Selection,  # noqa: E402
+                          UnknownUserError, UserPreferences, drift_weights)
 from .sparse import SparseCodes  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AttributeBank",
+    "DriftWeights",
+    "FeatureEffects",
+    "PreferenceModel",
+    "Selection",
+    "UnknownUserError",
+    "UserPreferences",
+    "drift_weights",
     "EncoderStats",
     "FormatError",
     "NotFittedError",
