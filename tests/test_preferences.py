@@ -280,6 +280,18 @@ def test_score_and_predict_match_numpy(rng, n_users, n_items):
     np.testing.assert_allclose(p, ref, atol=1e-5)
 
 
+@pytest.mark.parametrize("m", [13, 1, 1030])  # feature counts off every vector width and block size
+def test_score_odd_feature_counts(rng, m):
+    codes = random_pairs(rng, 60, m, 3)
+    users = np.repeat(np.arange(3), 20)
+    y = rng.integers(0, 2, 60)
+    model = lk.UserPreferences().fit(codes, y, users)
+    items = random_pairs(rng, 9, m, 3)
+    ids = [0, 1, 2, 7] * 10
+    expected = model.weights(ids).astype(np.float64) @ items.to_dense().T
+    np.testing.assert_allclose(model.score(ids, items), expected, rtol=1e-5, atol=1e-5)
+
+
 def test_threads_do_not_change_results(rng):
     codes, y, users, _ = planted(rng, 50, 10)
     a = lk.UserPreferences(threads=1).fit(codes, y, users)
