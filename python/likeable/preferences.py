@@ -308,13 +308,14 @@ class PreferenceModel:
         return FeatureEffects(**out)
 
     def select(self, pair_codes: Any, labels: Any, n_features: int = 10, controls: Any = None,
-               n_steps: int = 50, min_ratio: float = 1e-3) -> Selection:
+               n_steps: int = 50, min_ratio: float = 1e-3, progress: bool = False) -> Selection:
         """Choose ``n_features`` features along an L1 path with the controls unpenalised.
 
         Walks ``l1`` geometrically down from the smallest penalty that keeps every feature at
         zero (warm-started), stops at the first penalty with at least ``n_features`` active
         features, and returns the ``n_features`` largest in magnitude there. Uses this model's
-        ``l2`` as an elastic-net term. Does not change the fitted model.
+        ``l2`` as an elastic-net term. Does not change the fitted model. ``progress=True``
+        shows a tqdm bar over the path.
         """
         n_features = check_positive_int(n_features, "n_features")
         l2, _, max_iter, tol = self._checked_params()
@@ -334,7 +335,9 @@ class PreferenceModel:
         visited, actives = [], []
         coef = np.asarray(start[0])
         chosen_l1 = path[-1]
-        for l1 in path:
+        from tqdm.auto import tqdm
+
+        for l1 in tqdm(path, desc="L1 path", disable=not progress, leave=False):
             coef, control_coef, intercept, _, _ = _core.fit_logistic(
                 codes, ctl, y, None, l2, float(l1), bool(self.fit_intercept), max_iter, tol, init)
             init = (coef, control_coef, intercept)
