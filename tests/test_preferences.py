@@ -93,6 +93,8 @@ def test_controls_and_l1_satisfy_kkt(rng):
     np.testing.assert_allclose(grad[on], l1 * np.sign(pm.coef_[on]), atol=1e-4)
     assert np.all(np.abs(grad[~on]) <= l1 + 1e-6)
     np.testing.assert_allclose(pm.predict_proba(codes, controls), sigmoid(eta), atol=1e-5)
+    np.testing.assert_allclose(pm.decision_function(codes, controls), eta, atol=1e-5)
+    np.testing.assert_array_equal(pm.predict(codes, controls), (eta > 0).astype(int))
 
 
 def test_feature_effects_match_numpy_reference(rng):

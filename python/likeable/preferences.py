@@ -275,10 +275,11 @@ class PreferenceModel:
         return base.astype(np.float32)
 
     def decision_function(self, pair_codes: Any, controls: Any = None) -> np.ndarray:
-        """Logit of P(A preferred) per pair."""
-        p = self.predict_proba(pair_codes, controls).astype(np.float64)
-        with np.errstate(divide="ignore"):
-            return np.log(p) - np.log1p(-p)
+        """Logit of P(A preferred) per pair (float64)."""
+        self._check_fitted()
+        codes = _as_pair_codes(pair_codes, n_features=self.n_features_in_)
+        ctl = _as_controls(controls, codes.shape[0], self.n_controls_)
+        return codes.to_scipy() @ self.coef_ + self._base_logit(ctl, codes.shape[0]).astype(np.float64)
 
     def predict_proba(self, pair_codes: Any, controls: Any = None) -> np.ndarray:
         """P(first response preferred) per pair, float32 of shape (n_pairs,)."""
