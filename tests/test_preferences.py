@@ -100,10 +100,10 @@ def test_controls_and_l1_satisfy_kkt(rng):
 def test_feature_effects_match_numpy_reference(rng):
     from sklearn.linear_model import LogisticRegression
 
-    n, m = 500, 12
+    n, m = 800, 12
     codes = random_pairs(rng, n, m, 3)
     controls = rng.normal(size=(n, 2))
-    y = (rng.random(n) < sigmoid(codes.to_scipy() @ np.linspace(-1, 1, m) + controls[:, 0])).astype(int)
+    y = (rng.random(n) < sigmoid(codes.to_scipy() @ np.linspace(-2, 2, m) + controls[:, 0])).astype(int)
     fx = lk.PreferenceModel(l2=0.0, fit_intercept=True).feature_effects(codes, y, controls)
     X = codes.to_scipy().toarray()
     for j in (0, 5, m - 1):
