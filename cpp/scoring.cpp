@@ -218,7 +218,7 @@ void score_users_items(const UserWeights& weights, const std::int64_t* user_rows
 }
 
 void predict_pairs(const UserWeights& weights, const std::int64_t* user_rows, const CsrView& pairs,
-                   const float* base_logit, float* proba, int threads) {
+                   const float* base_logit, float* proba, int threads, bool logits) {
   LIKEABLE_CHECK(pairs.n_cols == weights.n_features, "pairs have ", pairs.n_cols, " features, the model has ",
                  weights.n_features);
   check_rows(weights, user_rows, pairs.n_rows);
@@ -231,6 +231,10 @@ void predict_pairs(const UserWeights& weights, const std::int64_t* user_rows, co
       for (std::int64_t q = pairs.row_begin(i); q < pairs.row_end(i); ++q) {
         const std::int32_t f = pairs.indices[q];
         eta += static_cast<double>(pairs.values[q]) * (weights.population[f] + (off ? off[f] : 0.0f));
+      }
+      if (logits) {
+        proba[i] = static_cast<float>(eta);
+        continue;
       }
       proba[i] = static_cast<float>(eta >= 0 ? 1.0 / (1.0 + std::exp(-eta)) : std::exp(eta) / (1.0 + std::exp(eta)));
     }

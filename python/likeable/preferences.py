@@ -275,21 +275,21 @@ class PreferenceModel:
         return base.astype(np.float32)
 
     def decision_function(self, pair_codes: Any, controls: Any = None) -> np.ndarray:
-        """Logit of P(A preferred) per pair (float64)."""
-        self._check_fitted()
-        codes = _as_pair_codes(pair_codes, n_features=self.n_features_in_)
-        ctl = _as_controls(controls, codes.shape[0], self.n_controls_)
-        return codes.to_scipy() @ self.coef_ + self._base_logit(ctl, codes.shape[0]).astype(np.float64)
+        """Logit of P(A preferred) per pair, float32 of shape (n_pairs,)."""
+        return self._pairs(pair_codes, controls, logits=True)
 
     def predict_proba(self, pair_codes: Any, controls: Any = None) -> np.ndarray:
         """P(first response preferred) per pair, float32 of shape (n_pairs,)."""
+        return self._pairs(pair_codes, controls, logits=False)
+
+    def _pairs(self, pair_codes: Any, controls: Any, logits: bool) -> np.ndarray:
         self._check_fitted()
         codes = _as_pair_codes(pair_codes, n_features=self.n_features_in_)
         ctl = _as_controls(controls, codes.shape[0], self.n_controls_)
         no_users = np.full(codes.shape[0], -1, dtype=np.int64)
         return _core.predict_pairs(self.coef_.astype(np.float32), np.zeros((0, self.n_features_in_), np.float32),
                                    no_users, codes, self._base_logit(ctl, codes.shape[0]),
-                                   resolve_threads(self.threads))
+                                   resolve_threads(self.threads), logits)
 
     def predict(self, pair_codes: Any, controls: Any = None) -> np.ndarray:
         """1 where A is predicted to be chosen."""
@@ -564,13 +564,25 @@ class UserPreferences:
     def predict_proba(self, pair_codes: Any, user_ids: Any, controls: Any = None,
                       strict: bool = False) -> np.ndarray:
         """P(first response preferred) for each (pair, user) row, float32 (n_pairs,)."""
+        return self._pairs(pair_codes, user_ids, controls, strict, logits=False)
+
+    def decision_function(self, codes: Any, user_ids: Any, controls: Any = None,
+                          strict: bool = False) -> np.ndarray:
+        """Per-row utility ``code · w_user`` (+ the population's control terms), float32.
+
+        For pair codes this is the logit of :meth:`predict_proba`; for a candidate's own code
+        it is that candidate's utility for the row's user.
+        """
+        return self._pairs(codes, user_ids, controls, strict, logits=True)
+
+    def _pairs(self, pair_codes: Any, user_ids: Any, controls: Any, strict: bool, logits: bool) -> np.ndarray:
         state = self._check_fitted()
         codes = _as_pair_codes(pair_codes, n_features=state.offsets.shape[1])
         ctl = _as_controls(controls, codes.shape[0], self._population.n_controls_)
         rows = self._rows(state, user_ids, strict, codes.shape[0])
         return _core.predict_pairs(self._pop32(), state.offsets, rows, codes,
                                    self._population._base_logit(ctl, codes.shape[0]),
-                                   resolve_threads(self.threads))
+                                   resolve_threads(self.threads), logits)
 
     def score(self, user_ids: Any, item_codes: Any, strict: bool = False) -> np.ndarray:
         """Utilities ``item · w_u`` for every user and item: float32 (n_users × n_items)."""
