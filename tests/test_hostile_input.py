@@ -157,3 +157,20 @@ def test_unicode_user_ids_are_documented_behaviour(fitted):
     prefs = lk.UserPreferences(population=fitted["pm"]).fit(codes, labels, ids)
     np.testing.assert_allclose(prefs.weights(["never seen"])[0], fitted["pm"].coef_, rtol=1e-6)
     assert prefs.weights(["👍"]).shape == (1, M)
+
+
+def test_max_memory_guard_refuses_large_outputs(fitted):
+    with lk.max_memory("1K"):
+        with pytest.raises(MemoryError, match="scores for"):
+            fitted["prefs"].score(list(range(5)), fitted["codes"])
+        with pytest.raises(MemoryError, match="weights for"):
+            fitted["prefs"].weights(list(range(100)))
+    assert fitted["prefs"].score(list(range(5)), fitted["codes"]).shape == (5, len(fitted["codes"]))
+    lk.set_max_memory("2K")
+    try:
+        with pytest.raises(MemoryError):
+            fitted["prefs"].score(list(range(5)), fitted["codes"])
+    finally:
+        lk.set_max_memory(None)
+    with pytest.raises(ValueError):
+        lk.set_max_memory("lots")

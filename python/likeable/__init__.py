@@ -29,6 +29,7 @@ _load_openblas()
 
 from . import _core  # noqa: E402
 from ._core import FormatError  # noqa: E402
+from ._memory import max_memory, set_max_memory  # noqa: E402
 from ._validation import NotFittedError  # noqa: E402
 from .attributes import AttributeBank  # noqa: E402
 from .encoder import EncoderStats, SparseEncoder  # noqa: E402
@@ -48,6 +49,8 @@ __all__ = [
     "UnknownUserError",
     "UserPreferences",
     "drift_weights",
+    "max_memory",
+    "set_max_memory",
     "EncoderStats",
     "FormatError",
     "NotFittedError",

@@ -20,6 +20,7 @@ import numpy as np
 from . import _core
 from ._io import atomic_write_bytes, read_file_bytes, tensors_from_bytes, tensors_to_bytes
 from ._validation import NotFittedError, as_float32_matrix, as_labels, check_positive_int, resolve_threads
+from ._memory import check_allocation
 from .sparse import SparseCodes, as_sparse_codes
 
 __all__ = ["PreferenceModel", "UserPreferences", "FeatureEffects", "Selection", "DriftWeights",
@@ -559,6 +560,7 @@ class UserPreferences:
         (or :class:`UnknownUserError` with ``strict=True``)."""
         state = self._check_fitted()
         rows = self._rows(state, user_ids, strict)
+        check_allocation(rows.size * state.offsets.shape[1] * 4, f"weights for {rows.size} users")
         return _core.gather_weights(self._pop32(), state.offsets, rows, resolve_threads(self.threads))
 
     def predict_proba(self, pair_codes: Any, user_ids: Any, controls: Any = None,
@@ -589,6 +591,7 @@ class UserPreferences:
         state = self._check_fitted()
         items = _as_pair_codes(item_codes, "item_codes", n_features=state.offsets.shape[1])
         rows = self._rows(state, user_ids, strict)
+        check_allocation(rows.size * items.shape[0] * 4, f"scores for {rows.size} users x {items.shape[0]} items")
         return _core.score_users_items(self._pop32(), state.offsets, rows, items, resolve_threads(self.threads))
 
     def top_items(self, user_ids: Any, index: Any, k: int = 10, strict: bool = False):
