@@ -145,6 +145,9 @@ void bind_index(py::module_& m) {
       });
 
   m.def(
+      "_crc32c", [](const py::bytes& data) { std::string_view v = data; return io::crc32c(v.data(), v.size()); },
+      py::arg("data"), "CRC32C of bytes (the index file checksum; exposed for tests).");
+  m.def(
       "brute_force_search",
       [](const py::handle& codes, const py::handle& queries, bool dense, std::int64_t k, int threads) {
         CsrArrays base = csr_from_codes(codes, false);

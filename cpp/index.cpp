@@ -277,6 +277,20 @@ void SparseIndex::build_blocks(const std::vector<std::int64_t>& col_ptr, const s
       out.emplace_back(top_feat[i], top_val[i]);
   };
 
+  // Seismic's global pruning: one threshold on |x| for every list, chosen so that lists hold
+  // n_postings entries on average, none more than 1.5x that (Seismic's max_fraction default).
+  const std::int64_t nnz_total = nnz();
+  const std::int64_t budget = static_cast<std::int64_t>(
+      std::min<double>(static_cast<double>(params_.n_postings) * static_cast<double>(n_cols_), 9e18));
+  float global_threshold = 0.0f;
+  if (budget < nnz_total) {
+    std::vector<float> mags(fwd_values_, fwd_values_ + nnz_total);
+    for (float& m : mags) m = std::fabs(m);
+    std::nth_element(mags.begin(), mags.begin() + (nnz_total - budget), mags.end());
+    global_threshold = mags[nnz_total - budget];
+  }
+  const std::int64_t list_cap = std::max<std::int64_t>(1, (params_.n_postings * 3 + 1) / 2);
+
   parallel_for(n_cols_, 16, threads, [&](std::int64_t begin, std::int64_t end, int tid) {
     BuildScratch& s = scratch[tid];
     if (s.centroid_head.empty()) {
@@ -288,12 +302,15 @@ void SparseIndex::build_blocks(const std::vector<std::int64_t>& col_ptr, const s
       ListBlocks& out = lists[j];
       const std::int64_t b = col_ptr[j], len = col_ptr[j + 1] - b;
       if (len == 0) continue;
-      // 1. Prune: keep the n_postings largest |x_j| (ties: lower row), then rows ascending.
-      s.order.resize(len);
-      std::iota(s.order.begin(), s.order.end(), 0);
-      std::int64_t kept = len;
-      if (len > params_.n_postings) {
-        kept = params_.n_postings;
+      // 1. Prune: keep entries with |x_j| >= the global threshold, at most list_cap of them
+      //    (largest |x_j| first, ties: lower row), then rows ascending. The kept entries are
+      //    always a prefix of the column in that order, which top_activations relies on.
+      s.order.clear();
+      for (std::int64_t i = 0; i < len; ++i)
+        if (std::fabs(col_values[b + i]) >= global_threshold) s.order.push_back(static_cast<std::int32_t>(i));
+      std::int64_t kept = static_cast<std::int64_t>(s.order.size());
+      if (kept > list_cap) {
+        kept = list_cap;
         std::nth_element(s.order.begin(), s.order.begin() + kept, s.order.end(), [&](std::int32_t x, std::int32_t y) {
           const float ax = std::fabs(col_values[b + x]), ay = std::fabs(col_values[b + y]);
           return ax > ay || (ax == ay && x < y);
@@ -301,6 +318,7 @@ void SparseIndex::build_blocks(const std::vector<std::int64_t>& col_ptr, const s
         s.order.resize(kept);
         std::sort(s.order.begin(), s.order.end());
       }
+      if (kept == 0) continue;
       // 2. Cluster: n_centroids rows drawn at random; each row joins the centroid with the largest
       //    inner product over both vectors' doc_cut largest components (Seismic's recipe).
       const std::int64_t n_centroids =

@@ -21,7 +21,9 @@ namespace likeable {
 
 struct IndexParams {
   bool approximate = true;
-  std::int64_t n_postings = 4000;   // posting list length cap per feature (largest |x_j| kept)
+  // Mean posting list length: one global threshold on |x_j| keeps n_postings * n_cols entries,
+  // no list longer than 1.5 * n_postings (Seismic's GlobalThreshold pruning).
+  std::int64_t n_postings = 4000;
   double block_fraction = 0.1;      // blocks per list = ceil(block_fraction * list length)
   double summary_energy = 0.5;      // fraction of each summary's L1 mass kept
   std::int64_t doc_cut = 15;        // components of a row used when clustering it into a block

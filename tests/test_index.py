@@ -332,6 +332,15 @@ def test_damaged_files_raise_format_error(rng, tmp_path):
     assert issubclass(lk.FormatError, ValueError)
 
 
+def test_checksum_is_standard_crc32c():
+    # The check value of CRC-32C (Castagnoli), and lengths around the 8-byte hardware stride.
+    assert lk._core._crc32c(b"123456789") == 0xE3069283
+    assert lk._core._crc32c(b"") == 0
+    import zlib  # zlib's CRC-32 uses another polynomial: the two must differ
+    assert lk._core._crc32c(b"likeable") != zlib.crc32(b"likeable")
+    assert len({lk._core._crc32c(bytes(n)) for n in range(1, 20)}) == 19
+
+
 def test_version_1_file_still_loads():
     # A tiny index saved by format version 1 (tests/data/make_index_v1.py); never regenerate it.
     index = lk.SparseIndex.load(DATA / "index_v1.sidx")

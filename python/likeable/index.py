@@ -23,11 +23,13 @@ class SparseIndex:
         Rows to index (n_rows x n_features). Values may be signed.
     approximate : bool, default True
         ``False`` keeps every posting and answers exactly (scatter-accumulate, or a pass over the
-        forward index for dense queries). ``True`` keeps, per feature, the ``n_postings`` entries
-        of largest ``|x_j|``, groups them into clustered blocks with quantised summaries, and
+        forward index for dense queries). ``True`` prunes posting lists to their entries of
+        largest ``|x_j|``, groups them into clustered blocks with quantised summaries, and
         scans a block only when its summary bound can beat the current k-th score.
     n_postings : int, default 4000
-        Posting list length cap per feature (approximate mode).
+        Mean posting list length (approximate mode): one threshold on ``|x_j|`` across all
+        lists keeps ``n_postings * n_features`` entries, no list more than ``1.5 * n_postings``
+        (Seismic's global pruning; its ``n_postings`` means the same).
     block_fraction : float, default 0.1
         Blocks per posting list as a fraction of its length (approximate mode).
     summary_energy : float, default 0.4
