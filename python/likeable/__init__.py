@@ -10,6 +10,9 @@ from . import _core
 from ._core import FormatError
 from ._validation import NotFittedError
 from .sparse import SparseCodes
+from . import datasets
+from .embed import OnnxEmbedder
+from .report import Report
 
 __version__ = "0.1.0"
 
@@ -17,6 +20,9 @@ __all__ = [
     "FormatError",
     "NotFittedError",
     "SparseCodes",
+    "OnnxEmbedder",
+    "Report",
+    "datasets",
     "num_threads",
 ]
 
