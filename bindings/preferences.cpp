@@ -1,5 +1,196 @@
+// Bindings for preference models and scoring: convert and check arrays, release the GIL, call
+// the core, wrap the results. User-facing validation (labels, ids, NaN) lives in preferences.py.
+#include <pybind11/numpy.h>
+#include <pybind11/stl.h>
+
+#include "../cpp/preferences.h"
+#include "../cpp/scoring.h"
+#include "arrays.h"
 #include "bindings.h"
 
 namespace likeable::py_bind {
-void bind_preferences(pybind11::module_& m) { (void)m; }
+namespace {
+
+template <class T>
+py::array_t<T> copy_to_numpy(const std::vector<T>& v) {
+  return to_numpy(std::vector<T>(v));
+}
+
+// Optional dense controls: None -> zero columns.
+struct Controls {
+  FloatArray array;
+  const float* data = nullptr;
+  std::int64_t cols = 0;
+};
+Controls controls_from(const py::object& obj, std::int64_t n_rows) {
+  Controls out;
+  if (obj.is_none()) return out;
+  out.array = float_matrix(obj, "controls");
+  LIKEABLE_CHECK(out.array.shape(0) == n_rows, "controls has ", out.array.shape(0), " rows, expected ", n_rows);
+  out.cols = out.array.shape(1);
+  out.data = out.array.data();
+  return out;
+}
+
+scoring::UserWeights user_weights(const FloatArray& population, const FloatArray& offsets) {
+  LIKEABLE_CHECK(offsets.shape(1) == population.shape(0), "offsets have ", offsets.shape(1),
+                 " columns, population has ", population.shape(0));
+  return scoring::UserWeights{population.data(), offsets.data(), offsets.shape(0), population.shape(0)};
+}
+
+}  // namespace
+
+void bind_preferences(py::module_& m) {
+  m.def(
+      "fit_logistic",
+      [](const py::handle& codes, const py::object& controls_obj, const py::handle& labels_obj,
+         const py::object& offset_obj, double l2, double l1, bool fit_intercept, int max_iter, double tol,
+         const py::object& init_obj) {
+        auto csr = csr_from_codes(codes);
+        auto ctl = controls_from(controls_obj, csr.view.n_rows);
+        auto labels = float_vector(labels_obj, "labels", csr.view.n_rows);
+        FloatArray offset;
+        if (!offset_obj.is_none()) offset = float_vector(offset_obj, "row_offset", csr.view.n_rows);
+        prefs::LogisticFit init;
+        const bool warm = !init_obj.is_none();
+        if (warm) {
+          auto tup = init_obj.cast<py::tuple>();
+          init.coef = tup[0].cast<std::vector<double>>();
+          init.control_coef = tup[1].cast<std::vector<double>>();
+          init.intercept = tup[2].cast<double>();
+        }
+        prefs::LogisticOptions opts{l2, l1, fit_intercept, max_iter, tol};
+        prefs::LogisticFit fit;
+        {
+          py::gil_scoped_release release;
+          fit = prefs::fit_logistic(csr.view, ctl.data, ctl.cols, labels.data(),
+                                    offset_obj.is_none() ? nullptr : offset.data(), opts, warm ? &init : nullptr);
+        }
+        return py::make_tuple(copy_to_numpy(fit.coef), copy_to_numpy(fit.control_coef), fit.intercept,
+                              fit.n_iter, fit.converged);
+      },
+      py::arg("codes"), py::arg("controls"), py::arg("labels"), py::arg("row_offset"), py::arg("l2"),
+      py::arg("l1"), py::arg("fit_intercept"), py::arg("max_iter"), py::arg("tol"), py::arg("init") = py::none(),
+      "Regularised logistic fit (IRLS + coordinate descent). Returns (coef, control_coef, intercept, n_iter, converged).");
+
+  m.def(
+      "fit_user_offsets",
+      [](const py::handle& codes, const py::handle& base_obj, const py::handle& labels_obj,
+         const py::handle& row_ptr_obj, const py::handle& rows_obj, double shrinkage, int max_iter, double tol,
+         int threads) {
+        auto csr = csr_from_codes(codes);
+        auto base = float_vector(base_obj, "base_logit", csr.view.n_rows);
+        auto labels = float_vector(labels_obj, "labels", csr.view.n_rows);
+        auto row_ptr = exact_vector<std::int64_t>(row_ptr_obj, "row_ptr");
+        auto rows = exact_vector<std::int64_t>(rows_obj, "rows");
+        LIKEABLE_CHECK(row_ptr.shape(0) >= 1, "row_ptr must have n_users + 1 entries");
+        const std::int64_t n_users = row_ptr.shape(0) - 1;
+        LIKEABLE_CHECK(row_ptr.data()[n_users] == rows.shape(0), "row_ptr[-1] must equal len(rows)");
+        py::array_t<float> offsets({n_users, csr.view.n_cols});
+        float* out = offsets.mutable_data();
+        prefs::UserFitOptions opts{shrinkage, max_iter, tol, threads};
+        std::int64_t not_converged = 0;
+        {
+          py::gil_scoped_release release;
+          not_converged = prefs::fit_user_offsets(csr.view, base.data(), labels.data(), row_ptr.data(),
+                                                  rows.data(), n_users, out, opts);
+        }
+        return py::make_tuple(offsets, not_converged);
+      },
+      py::arg("codes"), py::arg("base_logit"), py::arg("labels"), py::arg("row_ptr"), py::arg("rows"),
+      py::arg("shrinkage"), py::arg("max_iter"), py::arg("tol"), py::arg("threads") = 0,
+      "Batched per-user offsets (Newton per user). Returns (offsets n_users x n_features, n_not_converged).");
+
+  m.def(
+      "feature_effects",
+      [](const py::handle& codes, const py::object& controls_obj, const py::handle& labels_obj, double l2,
+         bool fit_intercept, int max_iter, double tol, int threads) {
+        auto csr = csr_from_codes(codes);
+        auto ctl = controls_from(controls_obj, csr.view.n_rows);
+        auto labels = float_vector(labels_obj, "labels", csr.view.n_rows);
+        prefs::FeatureEffects fx;
+        {
+          py::gil_scoped_release release;
+          fx = prefs::feature_effects(csr.view, ctl.data, ctl.cols, labels.data(), l2, fit_intercept, max_iter,
+                                      tol, threads);
+        }
+        py::dict out;
+        out["coef"] = to_numpy(std::move(fx.coef));
+        out["std_error"] = to_numpy(std::move(fx.std_error));
+        out["z"] = to_numpy(std::move(fx.z));
+        out["p_value"] = to_numpy(std::move(fx.p_value));
+        out["n_active"] = to_numpy(std::move(fx.n_active));
+        return out;
+      },
+      py::arg("codes"), py::arg("controls"), py::arg("labels"), py::arg("l2"), py::arg("fit_intercept"),
+      py::arg("max_iter"), py::arg("tol"), py::arg("threads") = 0,
+      "Per-feature logistic (feature + controls) with Hessian standard errors and two-sided p-values.");
+
+  m.def(
+      "score_users_items",
+      [](const py::handle& pop_obj, const py::handle& off_obj, const py::handle& rows_obj, const py::handle& items,
+         int threads) {
+        auto population = float_vector(pop_obj, "population");
+        auto offsets = float_matrix(off_obj, "offsets");
+        auto rows = exact_vector<std::int64_t>(rows_obj, "user_rows");
+        auto csr = csr_from_codes(items);
+        auto w = user_weights(population, offsets);
+        const std::int64_t n_users = rows.shape(0);
+        py::array_t<float> out({n_users, csr.view.n_rows});
+        float* dst = out.mutable_data();
+        {
+          py::gil_scoped_release release;
+          scoring::score_users_items(w, rows.data(), n_users, csr.view, dst, threads);
+        }
+        return out;
+      },
+      py::arg("population"), py::arg("offsets"), py::arg("user_rows"), py::arg("items"), py::arg("threads") = 0,
+      "Utilities (n_users x n_items) of sparse items under population + offsets[user_rows] (-1: population).");
+
+  m.def(
+      "predict_pairs",
+      [](const py::handle& pop_obj, const py::handle& off_obj, const py::handle& rows_obj, const py::handle& pairs,
+         const py::object& base_obj, int threads) {
+        auto population = float_vector(pop_obj, "population");
+        auto offsets = float_matrix(off_obj, "offsets");
+        auto rows = exact_vector<std::int64_t>(rows_obj, "user_rows");
+        auto csr = csr_from_codes(pairs);
+        LIKEABLE_CHECK(rows.shape(0) == csr.view.n_rows, "user_rows has ", rows.shape(0), " entries for ",
+                       csr.view.n_rows, " pairs");
+        FloatArray base;
+        if (!base_obj.is_none()) base = float_vector(base_obj, "base_logit", csr.view.n_rows);
+        auto w = user_weights(population, offsets);
+        py::array_t<float> out(csr.view.n_rows);
+        float* dst = out.mutable_data();
+        const float* base_ptr = base_obj.is_none() ? nullptr : base.data();
+        {
+          py::gil_scoped_release release;
+          scoring::predict_pairs(w, rows.data(), csr.view, base_ptr, dst, threads);
+        }
+        return out;
+      },
+      py::arg("population"), py::arg("offsets"), py::arg("user_rows"), py::arg("pairs"),
+      py::arg("base_logit") = py::none(), py::arg("threads") = 0,
+      "P(first response preferred) per (pair, user) row.");
+
+  m.def(
+      "gather_weights",
+      [](const py::handle& pop_obj, const py::handle& off_obj, const py::handle& rows_obj, int threads) {
+        auto population = float_vector(pop_obj, "population");
+        auto offsets = float_matrix(off_obj, "offsets");
+        auto rows = exact_vector<std::int64_t>(rows_obj, "user_rows");
+        auto w = user_weights(population, offsets);
+        const std::int64_t n_users = rows.shape(0);
+        py::array_t<float> out({n_users, w.n_features});
+        float* dst = out.mutable_data();
+        {
+          py::gil_scoped_release release;
+          scoring::gather_weights(w, rows.data(), n_users, dst, threads);
+        }
+        return out;
+      },
+      py::arg("population"), py::arg("offsets"), py::arg("user_rows"), py::arg("threads") = 0,
+      "Dense weights population + offsets[user_rows] (n_users x n_features).");
+}
+
 }  // namespace likeable::py_bind

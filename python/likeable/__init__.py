@@ -6,23 +6,60 @@ C++ core under a thin Python API.
 """
 from __future__ import annotations
 
-from . import _core
-from ._core import FormatError
-from ._validation import NotFittedError
-from .sparse import SparseCodes
-from . import datasets
-from .embed import OnnxEmbedder
-from .report import Report
+
+
+def _load_openblas() -> None:
+    """Load OpenBLAS from the scipy-openblas32 wheel before the core needs it.
+
+    The extension's rpath finds it when both are installed side by side; this also covers
+    virtual environments that see the wheel in another site-packages.
+    """
+    import ctypes
+    import glob
+    import os
+
+    import scipy_openblas32
+
+    candidates = glob.glob(os.path.join(scipy_openblas32.get_lib_dir(), "lib" + scipy_openblas32.get_library() + ".*"))
+    if candidates:
+        ctypes.CDLL(candidates[0], mode=ctypes.RTLD_GLOBAL)
+
+
+_load_openblas()
+
+from . import _core  # noqa: E402
+from ._core import FormatError  # noqa: E402
+from ._validation import NotFittedError  # noqa: E402
+from .attributes import AttributeBank  # noqa: E402
+from .encoder import EncoderStats, SparseEncoder  # noqa: E402
+from .index import SparseIndex  # noqa: E402
+from .preferences import (DriftWeights, FeatureEffects, PreferenceModel, Selection,  # noqa: E402
+                          UnknownUserError, UserPreferences, drift_weights)
+from .sparse import SparseCodes  # noqa: E402
+from . import datasets  # noqa: E402
+from .embed import OnnxEmbedder  # noqa: E402
+from .report import Report  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "FormatError",
-    "NotFittedError",
-    "SparseCodes",
     "OnnxEmbedder",
     "Report",
     "datasets",
+    "AttributeBank",
+    "DriftWeights",
+    "FeatureEffects",
+    "PreferenceModel",
+    "Selection",
+    "UnknownUserError",
+    "UserPreferences",
+    "drift_weights",
+    "EncoderStats",
+    "FormatError",
+    "NotFittedError",
+    "SparseCodes",
+    "SparseEncoder",
+    "SparseIndex",
     "num_threads",
 ]
 

@@ -1,0 +1,139 @@
+// Inverted index over sparse codes: top activations per feature, and maximum inner product
+// search (exact, or approximate with the Seismic recipe: pruned posting lists split into
+// clustered blocks, each with a quantised summary giving an upper bound on its scores).
+//
+// Signed data: a summary stores, per feature, max(0, max x_j) and min(0, min x_j) over the
+// block, so max(q_j * hi_j, q_j * lo_j) bounds q_j * x_j for either sign of q_j and x_j.
+//
+// Immutable after construction; every const method is safe to call from many threads.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common.h"
+#include "io.h"
+#include "sparse.h"
+
+namespace likeable {
+
+struct IndexParams {
+  bool approximate = true;
+  std::int64_t n_postings = 4000;   // posting list length cap per feature (largest |x_j| kept)
+  double block_fraction = 0.1;      // blocks per list = ceil(block_fraction * list length)
+  double summary_energy = 0.5;      // fraction of each summary's L1 mass kept
+  std::int64_t doc_cut = 15;        // components of a row used when clustering it into a block
+  std::uint64_t seed = 0;
+  int threads = 0;
+};
+
+// A query batch: either CSR rows or a dense row-major matrix (n_queries x n_cols).
+struct QueryBatch {
+  const CsrView* sparse = nullptr;
+  const float* dense = nullptr;
+  std::int64_t n_queries = 0;
+  std::int64_t n_cols = 0;
+};
+
+struct SearchParams {
+  std::int64_t k = 10;
+  std::int64_t query_cut = 0;  // <= 0: every component of the query
+  double heap_factor = 1.0;    // a block is scanned when bound >= k-th score scaled by this
+  int threads = 0;
+};
+
+class SparseIndex {
+ public:
+  // Builds from validated CSR codes (copies what it keeps).
+  SparseIndex(const CsrView& codes, const IndexParams& params);
+  // From a file written by save()/to_bytes(): the arrays point into `buffer` (no copy).
+  static std::shared_ptr<SparseIndex> load(std::shared_ptr<io::Buffer> buffer, const std::string& source,
+                                           bool verify_checksums);
+
+  std::int64_t n_rows() const { return n_rows_; }
+  std::int64_t n_cols() const { return n_cols_; }
+  std::int64_t nnz() const { return fwd_indptr_[n_rows_]; }
+  bool approximate() const { return approximate_; }
+  bool is_signed() const { return signed_; }
+  const IndexParams& params() const { return params_; }
+  std::int64_t n_blocks() const { return n_blocks_; }
+  std::int64_t n_postings_stored() const;
+  std::int64_t n_summary_entries() const;
+  std::size_t file_bytes() const;
+
+  // ids/scores: n_queries x k, row-major, sorted by score (ties: lower row id), padded -1/-inf.
+  void search(const QueryBatch& queries, const SearchParams& params, std::int64_t* ids, float* scores) const;
+  // Rows with the largest (sign > 0) or most negative (sign < 0) values of `feature`, at most n.
+  void top_activations(std::int32_t feature, std::int64_t n, int sign, std::vector<std::int64_t>& rows,
+                       std::vector<float>& values) const;
+
+  std::vector<std::uint8_t> to_bytes() const;
+  void save(const std::string& path) const;
+
+ private:
+  SparseIndex() = default;
+  void build_forward(const CsrView& codes);
+  void build_columns(std::vector<std::int64_t>& col_ptr, std::vector<std::int32_t>& col_rows,
+                     std::vector<float>& col_values) const;
+  void build_blocks(const std::vector<std::int64_t>& col_ptr, const std::vector<std::int32_t>& col_rows,
+                    const std::vector<float>& col_values);
+  io::SectionWriter writer(std::vector<std::int64_t>& meta, std::vector<double>& fparams) const;
+  void point_at_owned();
+
+  float row_dot(std::int64_t row, const float* q_dense) const;
+  float value_at(std::int64_t row, std::int32_t feature) const;
+
+  struct Scratch;
+  void search_exact_one(const std::int32_t* q_idx, const float* q_val, std::int64_t q_nnz, Scratch& s,
+                        std::int64_t k, std::int64_t* ids, float* scores) const;
+  void search_approx_one(const std::int32_t* q_idx, const float* q_val, std::int64_t q_nnz, Scratch& s,
+                         const SearchParams& params, std::int64_t* ids, float* scores) const;
+
+  IndexParams params_;
+  bool approximate_ = true;
+  bool signed_ = false;
+  std::int64_t n_rows_ = 0;
+  std::int64_t n_cols_ = 0;
+  std::int64_t n_blocks_ = 0;
+
+  // Forward index (rows sorted by feature id, duplicates summed): exact re-scoring.
+  const std::int64_t* fwd_indptr_ = nullptr;
+  const std::int32_t* fwd_indices_ = nullptr;
+  const float* fwd_values_ = nullptr;
+  // Exact mode: every column (rows ascending).
+  const std::int64_t* col_ptr_ = nullptr;
+  const std::int32_t* col_rows_ = nullptr;
+  const float* col_values_ = nullptr;
+  // Both modes: full column lengths (tells whether a pruned list is complete).
+  const std::int64_t* col_nnz_ = nullptr;
+  // Approximate mode: list j has blocks [list_block_ptr[j], list_block_ptr[j+1]); block b holds rows
+  // post_rows[block_row_ptr[b] .. block_row_ptr[b+1]) and summary entries [block_sum_ptr[b], ..+1).
+  const std::int64_t* list_block_ptr_ = nullptr;
+  const std::int64_t* block_row_ptr_ = nullptr;
+  const std::int32_t* post_rows_ = nullptr;
+  const std::int64_t* block_sum_ptr_ = nullptr;
+  const std::uint16_t* sum_features16_ = nullptr;  // feature ids when n_cols <= 65536 (Seismic does the same)
+  const std::int32_t* sum_features32_ = nullptr;
+  const std::uint8_t* sum_hi_ = nullptr;  // quantised max(0, max x_j), scale block_hi_scale[b]
+  const std::uint8_t* sum_lo_ = nullptr;  // quantised -min(0, min x_j) (signed indexes only)
+  const float* block_hi_scale_ = nullptr;
+  const float* block_lo_scale_ = nullptr;
+
+  struct Owned {
+    std::vector<std::int64_t> fwd_indptr, col_ptr, col_nnz, list_block_ptr, block_row_ptr, block_sum_ptr;
+    std::vector<std::int32_t> fwd_indices, col_rows, post_rows, sum_features32;
+    std::vector<std::uint16_t> sum_features16;
+    std::vector<float> fwd_values, col_values, block_hi_scale, block_lo_scale;
+    std::vector<std::uint8_t> sum_hi, sum_lo;
+  };
+  std::shared_ptr<Owned> owned_;
+  std::shared_ptr<io::Buffer> mapped_;
+};
+
+// Reference (the brute-force path every fast path is tested against): dense scores of every row.
+void brute_force_search(const CsrView& codes, const QueryBatch& queries, std::int64_t k, int threads,
+                        std::int64_t* ids, float* scores);
+
+}  // namespace likeable

@@ -1,0 +1,349 @@
+"""SparseIndex against plain numpy float64 references, on fresh random inputs and awkward sizes."""
+from __future__ import annotations
+
+import os
+import pickle
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import likeable as lk
+from likeable.index import brute_force_search
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+# --- helpers -------------------------------------------------------------------------------
+def random_codes(rng, n_rows, n_features, density=0.1, signed=False, integer=False):
+    """Sparse codes; integer-valued ones make float32 sums exact, so ties are real ties."""
+    dense = np.zeros((n_rows, n_features), np.float32)
+    mask = rng.random((n_rows, n_features)) < density
+    if integer:
+        vals = rng.integers(1, 4, size=mask.sum()).astype(np.float32)
+    else:
+        vals = rng.random(mask.sum()).astype(np.float32) + 0.01
+    if signed:
+        vals *= rng.choice(np.array([-1, 1], np.float32), size=vals.shape)
+    dense[mask] = vals
+    return lk.SparseCodes.from_dense(dense), dense
+
+
+def clustered_codes(rng, n_rows, n_features, n_clusters=20, nnz_per_row=12, signed=False):
+    """Rows drawn around cluster-specific feature sets (the shape of learned sparse text vectors)."""
+    centres = [rng.choice(n_features, size=3 * nnz_per_row, replace=False) for _ in range(n_clusters)]
+    rows, cols, vals = [], [], []
+    for r in range(n_rows):
+        pool = centres[rng.integers(n_clusters)]
+        feats = np.unique(np.concatenate([rng.choice(pool, nnz_per_row - 2, replace=False),
+                                          rng.integers(0, n_features, 2)]))
+        v = rng.exponential(1.0, feats.size).astype(np.float32) + 0.01
+        if signed:
+            v *= rng.choice(np.array([-1, 1], np.float32), size=v.shape)
+        rows.append(np.full(feats.size, r))
+        cols.append(feats)
+        vals.append(v)
+    m = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                      shape=(n_rows, n_features), dtype=np.float32)
+    return lk.SparseCodes.from_scipy(m), m.toarray()
+
+
+def reference_search(dense_rows, queries, k):
+    """numpy float64: sort by score descending, ties by lower row id; pad with -1 / -inf."""
+    scores = queries.astype(np.float64) @ dense_rows.astype(np.float64).T
+    n_q, n = scores.shape
+    ids = np.full((n_q, k), -1, np.int64)
+    out = np.full((n_q, k), -np.inf, np.float64)
+    for i in range(n_q):
+        order = np.lexsort((np.arange(n), -scores[i]))[:k]
+        ids[i, :order.size] = order
+        out[i, :order.size] = scores[i, order]
+    return ids, out
+
+
+def recall_at_k(found, truth):
+    hits = [len(set(f[f >= 0]) & set(t[t >= 0])) / max(1, (t >= 0).sum()) for f, t in zip(found, truth)]
+    return float(np.mean(hits))
+
+
+# --- exact search ----------------------------------------------------------------------------
+@pytest.mark.parametrize("n_rows,n_features,k", [(1, 5, 1), (1, 5, 3), (7, 1, 7), (37, 19, 5),
+                                                  (130, 67, 130), (257, 33, 300)])
+@pytest.mark.parametrize("signed", [False, True])
+def test_exact_equals_numpy_with_ties(rng, n_rows, n_features, k, signed):
+    codes, dense = random_codes(rng, n_rows, n_features, density=0.3, signed=signed, integer=True)
+    _, q_dense = random_codes(rng, 9, n_features, density=0.4, signed=signed, integer=True)
+    index = lk.SparseIndex(codes, approximate=False)
+    want_ids, want_scores = reference_search(dense, q_dense, k)
+    for queries in (lk.SparseCodes.from_dense(q_dense), q_dense):
+        ids, scores = index.search(queries, k=k)
+        assert ids.dtype == np.int64 and scores.dtype == np.float32 and ids.shape == (9, k)
+        np.testing.assert_array_equal(ids, want_ids)
+        np.testing.assert_array_equal(scores, want_scores.astype(np.float32))
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_exact_float_data_and_both_kernels(rng, signed):
+    # Few query features take the scatter path; a dense weight vector takes the forward pass.
+    codes, dense = random_codes(rng, 301, 45, density=0.15, signed=signed)
+    index = lk.SparseIndex(codes, approximate=False, threads=2)
+    sparse_q = random_codes(rng, 11, 45, density=0.05, signed=signed)[1]
+    dense_q = rng.standard_normal((11, 45)).astype(np.float32)
+    for q in (sparse_q, dense_q):
+        want_ids, want_scores = reference_search(dense, q, 10)
+        ids, scores = index.search(q, k=10)
+        np.testing.assert_allclose(scores, want_scores, rtol=1e-5, atol=1e-5)
+        # ids agree wherever the reference's neighbouring scores are not within rounding.
+        gaps = np.abs(np.diff(np.sort(q.astype(np.float64) @ dense.T.astype(np.float64), axis=1), axis=1))
+        if gaps.min() > 1e-4:
+            np.testing.assert_array_equal(ids, want_ids)
+        else:
+            assert recall_at_k(ids, want_ids) > 0.95
+
+
+def test_brute_force_reference_matches_numpy(rng):
+    codes, dense = random_codes(rng, 50, 20, density=0.3, signed=True, integer=True)
+    q = random_codes(rng, 4, 20, density=0.5, signed=True, integer=True)[1]
+    ids, scores = brute_force_search(codes, q, k=60)
+    want_ids, want_scores = reference_search(dense, q, 60)
+    np.testing.assert_array_equal(ids, want_ids)
+    np.testing.assert_array_equal(scores, want_scores.astype(np.float32))
+
+
+def test_empty_index_and_empty_queries(rng):
+    empty = lk.SparseIndex(lk.SparseCodes.empty(0, 8), approximate=False)
+    ids, scores = empty.search(np.ones((3, 8), np.float32), k=4)
+    assert (ids == -1).all() and np.isneginf(scores).all()
+    ids, scores = lk.SparseIndex(lk.SparseCodes.empty(0, 8)).search(lk.SparseCodes.empty(2, 8), k=2)
+    assert ids.shape == (2, 2) and (ids == -1).all()
+    codes, _ = random_codes(rng, 20, 8, density=0.5)
+    exact = lk.SparseIndex(codes, approximate=False)
+    ids, scores = exact.search(np.zeros((2, 8), np.float32), k=3)   # every row scores 0: ids 0, 1, 2
+    np.testing.assert_array_equal(ids, [[0, 1, 2]] * 2)
+    assert (scores == 0).all()
+    ids, _ = exact.search(lk.SparseCodes.empty(0, 8), k=3)
+    assert ids.shape == (0, 3)
+    approx = lk.SparseIndex(codes, approximate=True)
+    ids, scores = approx.search(lk.SparseCodes.empty(2, 8), k=3)   # visits nothing: all padding
+    assert (ids == -1).all() and np.isneginf(scores).all()
+
+
+# --- approximate search ----------------------------------------------------------------------
+@pytest.mark.parametrize("signed", [False, True])
+def test_approximate_with_lossless_settings_is_exact(rng, signed):
+    # Unpruned lists, full summaries, every query component, heap_factor 1: the summary bounds are
+    # valid upper bounds (u8 rounding goes up), so every row that can beat the k-th is scanned.
+    codes, dense = clustered_codes(rng, 400, 60, signed=signed)
+    q = clustered_codes(rng, 15, 60, signed=signed)[1]
+    index = lk.SparseIndex(codes, approximate=True, n_postings=10_000, summary_energy=1.0,
+                           block_fraction=0.2)
+    assert index.signed == signed
+    want_ids, want_scores = reference_search(dense, q, 5)
+    ids, scores = index.search(q, k=5)
+    positive = (want_scores > 1e-3).all(axis=1)  # rows of score <= 0 may be in no visited block
+    assert positive.sum() >= 5
+    np.testing.assert_allclose(scores[positive], want_scores[positive], rtol=1e-5, atol=1e-5)
+    assert recall_at_k(ids[positive], want_ids[positive]) == 1.0
+
+
+@pytest.mark.parametrize("kind", ["random", "clustered"])
+@pytest.mark.parametrize("signed", [False, True])
+def test_approximate_recall(rng, kind, signed):
+    if kind == "random":
+        codes, dense = random_codes(rng, 2000, 200, density=0.05, signed=signed)
+        q = random_codes(rng, 50, 200, density=0.05, signed=signed)[1]
+    else:
+        codes, dense = clustered_codes(rng, 2000, 200, signed=signed)
+        q = clustered_codes(rng, 50, 200, signed=signed)[1]
+    want_ids, _ = reference_search(dense, q, 10)
+    index = lk.SparseIndex(codes, n_postings=60, block_fraction=0.1, summary_energy=0.5)
+    assert index.n_blocks > 0 and index.nbytes > 0
+    full = recall_at_k(index.search(q, k=10, heap_factor=0.8)[0], want_ids)
+    fast = recall_at_k(index.search(q, k=10, query_cut=3, heap_factor=1.2)[0], want_ids)
+    print(f"recall@10 {kind} signed={signed}: generous {full:.3f}, aggressive {fast:.3f}")
+    assert full >= 0.85
+    assert fast >= 0.2
+
+
+def test_dense_and_sparse_queries_agree(rng):
+    codes, dense = clustered_codes(rng, 500, 80, signed=True)
+    q = clustered_codes(rng, 20, 80, signed=True)[1]
+    for approximate in (False, True):
+        index = lk.SparseIndex(codes, approximate=approximate, n_postings=30)
+        a = index.search(q, k=7, query_cut=4)
+        b = index.search(lk.SparseCodes.from_dense(q), k=7, query_cut=4)
+        c = index.search(sp.csr_matrix(q), k=7, query_cut=4)
+        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_array_equal(a[0], c[0])
+        np.testing.assert_array_equal(a[1], b[1])
+    single = index.search(q[0], k=7, query_cut=4)  # a 1-D dense query is one query
+    np.testing.assert_array_equal(single[0], a[0][:1])
+
+
+def test_dense_user_weights_use_largest_magnitudes(rng):
+    codes, dense = clustered_codes(rng, 600, 50, signed=True)
+    w = rng.standard_normal((8, 50)).astype(np.float32)
+    index = lk.SparseIndex(codes, n_postings=10_000, summary_energy=1.0)
+    want_ids, want_scores = reference_search(dense, w, 5)
+    ids, scores = index.search(w, k=5)  # every component visited: exact up to rows of score <= 0
+    ok = (want_scores > 0).all(axis=1)
+    np.testing.assert_allclose(scores[ok], want_scores[ok], rtol=1e-5, atol=1e-5)
+    # With a cut, the visited lists are those of the largest |w_j|: a query whose weight sits on
+    # one strongly negative feature still finds the rows most negative there... scoring highest.
+    w1 = np.zeros((1, 50), np.float32)
+    w1[0, 7] = -5.0
+    w1[0, 8] = 0.01
+    ids, scores = index.search(w1, k=3, query_cut=1)
+    want_ids, want_scores = reference_search(dense, w1, 3)
+    np.testing.assert_array_equal(ids, want_ids)
+
+
+def test_threads_give_identical_results(rng):
+    codes, _ = clustered_codes(rng, 800, 100)
+    q = clustered_codes(rng, 40, 100)[1]
+    index = lk.SparseIndex(codes, n_postings=50, threads=2)
+    one = index.search(q, k=10, query_cut=5, threads=1)
+    two = index.search(q, k=10, query_cut=5, threads=2)
+    np.testing.assert_array_equal(one[0], two[0])
+    # Build is deterministic whatever the thread count.
+    again = lk.SparseIndex(codes, n_postings=50, threads=1)
+    assert again.to_bytes() == index.to_bytes()
+    results = []
+
+    def worker():
+        results.append(index.search(q, k=10, query_cut=5, threads=1)[0])
+
+    pool = [threading.Thread(target=worker) for _ in range(4)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    for r in results:
+        np.testing.assert_array_equal(r, one[0])
+
+
+# --- top activations -------------------------------------------------------------------------
+@pytest.mark.parametrize("approximate,n_postings", [(False, 4000), (True, 4000), (True, 5), (True, 1)])
+def test_top_activations_equal_sorted_column(rng, approximate, n_postings):
+    codes, dense = random_codes(rng, 300, 12, density=0.3, signed=True, integer=True)  # many ties
+    index = lk.SparseIndex(codes, approximate=approximate, n_postings=n_postings)
+    for feature in range(12):
+        col = dense[:, feature]
+        for sign in (1, -1):
+            for n in (0, 1, 7, 1000):
+                rows, values = index.top_activations(feature, n=n, sign=sign)
+                keep = np.flatnonzero(col * sign > 0)
+                order = keep[np.lexsort((keep, -sign * col[keep]))][:n]
+                np.testing.assert_array_equal(rows, order)
+                np.testing.assert_array_equal(values, col[order])
+
+
+# --- bad input -------------------------------------------------------------------------------
+def test_bad_input_raises_clear_errors(rng):
+    codes, _ = random_codes(rng, 30, 10, density=0.3)
+    index = lk.SparseIndex(codes)
+    with pytest.raises(ValueError, match="feature 10 is outside"):
+        index.top_activations(10)
+    with pytest.raises(ValueError, match="outside"):
+        index.top_activations(-1)
+    with pytest.raises(ValueError, match="sign"):
+        index.top_activations(0, sign=0)
+    with pytest.raises(ValueError, match="11 columns, expected 10"):
+        index.search(np.ones((2, 11), np.float32))
+    with pytest.raises(ValueError, match="features"):
+        index.search(lk.SparseCodes.empty(2, 11))
+    with pytest.raises(ValueError, match="NaN"):
+        index.search(np.full((1, 10), np.nan, np.float32))
+    with pytest.raises(ValueError, match="k must be"):
+        index.search(np.ones((1, 10), np.float32), k=0)
+    with pytest.raises(ValueError, match="query_cut"):
+        index.search(np.ones((1, 10), np.float32), query_cut=0)
+    with pytest.raises(ValueError, match="heap_factor"):
+        index.search(np.ones((1, 10), np.float32), heap_factor=float("nan"))
+    with pytest.raises(TypeError):
+        index.search(np.array([["a"] * 10]))
+    bad_ids = lk.SparseCodes(np.array([0, 1], np.int64), np.array([99], np.int32),
+                             np.array([1.0], np.float32), (1, 10), validate=False)
+    with pytest.raises(ValueError, match="feature id 99"):
+        index.search(bad_ids)
+    with pytest.raises(ValueError, match="feature id 99"):
+        lk.SparseIndex(bad_ids)
+    with pytest.raises(ValueError, match="block_fraction"):
+        lk.SparseIndex(codes, block_fraction=0)
+    with pytest.raises(ValueError, match="summary_energy"):
+        lk.SparseIndex(codes, summary_energy=1.5)
+    with pytest.raises(ValueError, match="n_postings"):
+        lk.SparseIndex(codes, n_postings=0)
+    with pytest.raises(TypeError, match="SparseCodes"):
+        lk.SparseIndex(np.ones((3, 3)))
+
+
+# --- files -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("approximate", [False, True])
+@pytest.mark.parametrize("mmap", [False, True])
+def test_save_load_round_trip(rng, tmp_path, approximate, mmap):
+    codes, _ = clustered_codes(rng, 300, 40, signed=True)
+    q = clustered_codes(rng, 10, 40, signed=True)[1]
+    index = lk.SparseIndex(codes, approximate=approximate, n_postings=20)
+    path = tmp_path / "index.sidx"
+    index.save(path)
+    index.save(path)  # overwriting is atomic and leaves no temporary files behind
+    assert os.listdir(tmp_path) == ["index.sidx"]
+    assert path.stat().st_size == index.nbytes
+    loaded = lk.SparseIndex.load(path, mmap=mmap)
+    assert repr(loaded) == repr(index)
+    for a, b in zip(index.search(q, k=5, query_cut=3), loaded.search(q, k=5, query_cut=3)):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(index.top_activations(3, 5)[0], loaded.top_activations(3, 5)[0])
+    clone = pickle.loads(pickle.dumps(index))
+    np.testing.assert_array_equal(clone.search(q, k=5)[0], index.search(q, k=5)[0])
+    assert lk.SparseIndex.from_bytes(index.to_bytes()).to_bytes() == index.to_bytes()
+
+
+def test_damaged_files_raise_format_error(rng, tmp_path):
+    codes, _ = random_codes(rng, 50, 10, density=0.3)
+    data = lk.SparseIndex(codes).to_bytes()
+    cases = {
+        "truncated": data[: len(data) // 2],
+        "header only": data[:64],
+        "empty": b"",
+        "foreign": b"PK\x03\x04" + bytes(200),
+        "padded": data + b"\0" * 64,
+    }
+    flipped = bytearray(data)
+    flipped[-70] ^= 0x40  # a payload byte: caught by the section checksum
+    cases["corrupted payload"] = bytes(flipped)
+    flipped = bytearray(data)
+    flipped[70] ^= 0x01  # the section table
+    cases["corrupted table"] = bytes(flipped)
+    for name, blob in cases.items():
+        path = tmp_path / f"{name}.sidx"
+        path.write_bytes(blob)
+        with pytest.raises(lk.FormatError):
+            lk.SparseIndex.load(path)
+        with pytest.raises(lk.FormatError):
+            lk.SparseIndex.from_bytes(blob)
+    with pytest.raises(FileNotFoundError):
+        lk.SparseIndex.load(tmp_path / "missing.sidx")
+    with pytest.raises(IsADirectoryError):
+        lk.SparseIndex.load(tmp_path)
+    assert issubclass(lk.FormatError, ValueError)
+
+
+def test_version_1_file_still_loads():
+    # A tiny index saved by format version 1 (tests/data/make_index_v1.py); never regenerate it.
+    index = lk.SparseIndex.load(DATA / "index_v1.sidx")
+    expected = np.load(DATA / "index_v1_expected.npz")
+    ids, scores = index.search(lk.SparseCodes(expected["q_indptr"], expected["q_indices"],
+                                              expected["q_values"], (3, index.n_features)), k=4)
+    np.testing.assert_array_equal(ids, expected["ids"])
+    np.testing.assert_array_equal(scores, expected["scores"])
+
+
+def test_repr_and_sizes(rng):
+    codes, _ = random_codes(rng, 40, 9, density=0.3)
+    index = lk.SparseIndex(codes, approximate=False)
+    assert "exact" in repr(index) and "n_rows=40" in repr(index)
+    assert index.shape == (40, 9) and len(index) == 40 and index.nnz == codes.nnz
