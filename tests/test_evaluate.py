@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 
@@ -46,3 +48,60 @@ def test_simulation_scaffolding_orders_policies():
         simulate_sessions({}, np.zeros((3, 5)), rng_draw)
     with pytest.raises(ValueError, match="scores of shape"):
         simulate_sessions({"bad": FixedPolicy(lambda u, e: np.zeros(3))}, weights, rng_draw, n_sessions=1)
+
+
+# --- the protocol end to end ------------------------------------------------------------
+@pytest.fixture(scope="module")
+def small_report():
+    from likeable import EvalConfig, evaluate
+
+    ds = datasets.synthetic(n_pairs=2000, n_users=8, n_features=10, seed=5)
+    cfg = EvalConfig(epochs=15, n_boot=200, n_sessions=3, n_turns=4, n_sim_users=6,
+                     few_shot=(5, 25), shrinkage_grid=(1.0, 10.0), seed=0, threads=2)
+    return ds, evaluate(ds, config=cfg)
+
+
+def test_report_has_every_section(small_report):
+    _, report = small_report
+    r = report.results
+    for key in ("encoder", "prediction", "fraction_of_signal", "features", "personalization", "sessions"):
+        assert key in r
+    for key in ("population_auc", "per_user_auc", "shrunk_auc", "drift_auc", "few_shot"):
+        assert key in r["personalization"]
+    assert set(r["prediction"]) == {"length", "dense", "all_features", "top_5", "top_10"}
+    assert r["fraction_of_signal"]["dense"] == pytest.approx(1.0)
+    assert len(r["features"]) == 32 and all("description" in f for f in r["features"] if f["top_pairs"])
+    assert 0 <= r["encoder"]["dead_fraction"] <= 1 and r["encoder"]["normalized_mse"] < 0.6
+    json.loads(report.to_json())
+
+
+def test_recovers_planted_directions_and_users(small_report):
+    ds, report = small_report
+    r = report.results
+    # every planted attribute has a feature that tracks it
+    assert r["recovery"]["mean_best_correlation"] > 0.8
+    # the most significant feature is named after its planted attribute's words
+    from likeable.datasets import _ATTRIBUTE_WORDS
+
+    top = min((f for f in r["features"] if f["p_value"] is not None), key=lambda f: f["p_value"])
+    words = _ATTRIBUTE_WORDS[top["matched_attribute"]]
+    assert any(w in top["description"] for w in words)
+    p = r["personalization"]
+    assert p["weight_recovery"]["mean_user_correlation"] > 0.7
+    assert p["shrunk_auc"] > p["population_auc"] + 0.03
+    assert r["prediction"]["all_features"]["auc"]["value"] > 0.7
+    lik = r["sessions"]["likability"]
+    assert lik["adaptive"][-1] > lik["non-adaptive"][-1]
+
+
+def test_evaluate_rejects_bad_input():
+    from likeable import evaluate
+
+    with pytest.raises(TypeError, match="PreferenceDataset"):
+        evaluate([1, 2, 3])
+    ds = datasets.synthetic(100, 2, 8)
+    with pytest.raises(ValueError, match="unknown config keys"):
+        evaluate(ds, config={"epoch": 3})
+    text_only = datasets.PreferenceDataset(ds.prompt, ds.response_a, ds.response_b, ds.label)
+    with pytest.raises(ValueError, match="embedder="):
+        evaluate(text_only, config={"epochs": 1})

@@ -38,11 +38,14 @@ from .preferences import (DriftWeights, FeatureEffects, PreferenceModel, Selecti
 from .sparse import SparseCodes  # noqa: E402
 from . import datasets  # noqa: E402
 from .embed import OnnxEmbedder  # noqa: E402
+from .evaluate import EvalConfig, evaluate  # noqa: E402
 from .report import Report  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "EvalConfig",
+    "evaluate",
     "OnnxEmbedder",
     "Report",
     "datasets",

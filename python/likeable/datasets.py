@@ -332,7 +332,7 @@ def _from_two_objectives(data: dict, path: str) -> PreferenceDataset:
 # Synthetic default
 # --------------------------------------------------------------------------------------
 def synthetic(n_pairs: int = 4000, n_users: int = 20, n_features: int = 12, seed: int = 0, *,
-              dim: int = 64, noise: float = 0.05, attribute_density: float = 0.3,
+              dim: int = 64, noise: float = 0.05, attribute_density: float = 0.15,
               user_spread: float = 1.5, label_scale: float = 3.0) -> PreferenceDataset:
     """Embedded preference pairs with planted interpretable directions and known users.
 

@@ -189,10 +189,13 @@ def _png(fig) -> bytes:
 
 
 def _plot_feature_effects(r: dict) -> bytes | None:
-    feats = [f for f in r.get("features", []) if f.get("coefficient") is not None]
+    # The 20 most significant features that fire on at least 1% of pairs (rare ones are noise).
+    feats = [f for f in r.get("features", []) if f.get("coefficient") is not None
+             and f.get("p_value") is not None and (f.get("share_active") or 0) >= 0.01]
     if not feats:
         return None
-    feats = sorted(feats, key=lambda f: abs(f["coefficient"]), reverse=True)[:20][::-1]
+    feats = sorted(feats, key=lambda f: f["p_value"])[:20]
+    feats = sorted(feats, key=lambda f: f["coefficient"])
     fig = _figure(7.0, max(2.5, 0.3 * len(feats) + 1))
     ax = fig.add_subplot()
     coef = [f["coefficient"] for f in feats]
