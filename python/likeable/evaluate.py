@@ -49,7 +49,7 @@ class EvalConfig:
     patience: int = 5
     fractions: tuple = (0.7, 0.1, 0.2)
     l2: float = 1.0
-    shrinkage_grid: tuple = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
+    shrinkage_grid: tuple = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0)
     n_select: tuple = (5, 10)
     few_shot: tuple = (5, 10, 25, 50, 100)
     min_user_pairs: int = 10

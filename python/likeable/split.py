@@ -32,9 +32,11 @@ def group_components(*groupings: Sequence | None) -> np.ndarray:
     # Bipartite graph pairs <-> keys; components of it are the components of pairs.
     cols, offset = [], 0
     for g in groupings:
-        _, inverse = np.unique(np.asarray(g, dtype=object).astype(str), return_inverse=True)
-        cols.append(inverse.ravel() + n + offset)
-        offset += int(inverse.max()) + 1
+        # A dict factorises long prompt strings without copying them into fixed-width arrays.
+        ids: dict = {}
+        inverse = np.fromiter((ids.setdefault(str(key), len(ids)) for key in g), np.int64, n)
+        cols.append(inverse + n + offset)
+        offset += len(ids)
     rows = np.tile(np.arange(n), len(groupings))
     cols = np.concatenate(cols)
     size = n + offset
