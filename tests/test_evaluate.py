@@ -56,8 +56,15 @@ def small_report():
     from likeable import EvalConfig, evaluate
 
     ds = datasets.synthetic(n_pairs=2000, n_users=8, n_features=10, seed=5)
+    def annotator(description, a, b):
+        """Judges by the description's words, as a careful reader of synthetic text would."""
+        words = [w.strip() for w in description.split(",")]
+        count = lambda text: sum(text.split().count(w) for w in words)  # noqa: E731
+        return float(np.sign(count(a) - count(b)))
+
     cfg = EvalConfig(epochs=15, n_boot=200, n_sessions=3, n_turns=4, n_sim_users=6,
-                     few_shot=(5, 25), shrinkage_grid=(1.0, 10.0), seed=0, threads=2)
+                     few_shot=(5, 25), shrinkage_grid=(1.0, 10.0), seed=0, threads=2,
+                     annotator=annotator, n_described=4, n_fidelity_pairs=60)
     return ds, evaluate(ds, config=cfg)
 
 
@@ -70,7 +77,12 @@ def test_report_has_every_section(small_report):
         assert key in r["personalization"]
     assert set(r["prediction"]) == {"length", "dense", "all_features", "top_5", "top_10"}
     assert r["fraction_of_signal"]["dense"] == pytest.approx(1.0)
-    assert len(r["features"]) == 32 and all("description" in f for f in r["features"] if f["top_pairs"])
+    assert len(r["features"]) == 32 and sum("description" in f for f in r["features"]) == 4
+    assert all(len(f["top_pairs"]) <= 10 for f in r["features"])
+    # top pairs come from the index: the strongest activations of that feature, in order
+    f0 = max(r["features"], key=lambda f: len(f["top_pairs"]))
+    acts = [p["activation"] for p in f0["top_pairs"]]
+    assert acts == sorted(acts, reverse=True) and acts[0] > 0
     assert 0 <= r["encoder"]["dead_fraction"] <= 1 and r["encoder"]["normalized_mse"] < 0.6
     json.loads(report.to_json())
 
@@ -86,6 +98,10 @@ def test_recovers_planted_directions_and_users(small_report):
     top = min((f for f in r["features"] if f["p_value"] is not None), key=lambda f: f["p_value"])
     words = _ATTRIBUTE_WORDS[top["matched_attribute"]]
     assert any(w in top["description"] for w in words)
+    # descriptions agree with an annotator that reads the planted words
+    fid = [f["fidelity"] for f in r["features"] if f.get("fidelity") is not None]
+    assert len(fid) >= 3 and np.median(fid) > 0.7
+    assert r["recovery"]["directions_recovered"] >= 8
     p = r["personalization"]
     assert p["weight_recovery"]["mean_user_correlation"] > 0.7
     assert p["shrunk_auc"] > p["population_auc"] + 0.03
