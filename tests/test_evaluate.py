@@ -121,3 +121,17 @@ def test_evaluate_rejects_bad_input():
     text_only = datasets.PreferenceDataset(ds.prompt, ds.response_a, ds.response_b, ds.label)
     with pytest.raises(ValueError, match="embedder="):
         evaluate(text_only, config={"epochs": 1})
+
+
+def test_mean_user_auc_matches_per_user_loop(rng):
+    from likeable.evaluate import _mean_user_auc
+    from likeable.metrics import auc
+
+    y = rng.integers(0, 2, 300).astype(float)
+    s = rng.random(300)
+    u = rng.integers(0, 7, 300).astype(str)
+    u[:5] = "small"  # too few pairs: left out
+    kept = [k for k in np.unique(u) if (u == k).sum() >= 10 and 0 < y[u == k].sum() < (u == k).sum()]
+    assert "small" not in kept
+    assert _mean_user_auc(y, s, u, 10) == pytest.approx(np.mean([auc(y[u == k], s[u == k]) for k in kept]))
+    assert np.isnan(_mean_user_auc(y[:0], s[:0], u[:0], 1))

@@ -33,7 +33,9 @@ class EvalConfig:
     Preference models: ``l2``, ``shrinkage_grid`` (the shrinkage is chosen on the validation
     part), ``n_select`` (sizes of the selected-feature models). Personalization:
     ``few_shot``, ``min_user_pairs`` (users with fewer held-out pairs of both labels are
-    left out of per-user AUC). Features: ``n_top_pairs``, ``n_described``, ``describer``,
+    left out of per-user AUC), ``personalize_length`` (add the standardised length
+    difference as one more feature column of the personalization models, so per-user
+    weights can learn how long each person likes answers). Features: ``n_top_pairs``, ``n_described``, ``describer``,
     ``annotator``, ``n_fidelity_pairs``. Sessions: ``sessions`` (False to skip),
     ``n_sessions``, ``n_turns``, ``n_candidates``, ``n_sim_users``. Reporting: ``n_boot``.
     """
@@ -452,11 +454,16 @@ def _column_correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _mean_user_auc(y: np.ndarray, scores: np.ndarray, users: np.ndarray, min_pairs: int) -> float:
     """Mean over users (with both labels and ``min_pairs`` pairs) of each user's AUC."""
+    if y.size == 0:
+        return float("nan")
+    _, inverse = np.unique(users, return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    bounds = np.flatnonzero(np.diff(inverse[order])) + 1
     values = []
-    for u in np.unique(users):
-        m = users == u
-        if m.sum() >= min_pairs and 0 < y[m].sum() < m.sum():
-            values.append(metrics.auc(y[m], scores[m]))
+    for rows in np.split(order, bounds):  # one slice per user, no per-user mask over all pairs
+        n_pos = y[rows].sum()
+        if rows.size >= min_pairs and 0 < n_pos < rows.size:
+            values.append(metrics.auc(y[rows], scores[rows]))
     return float(np.mean(values)) if values else float("nan")
 
 
