@@ -150,7 +150,7 @@ void bind_preferences(py::module_& m) {
   m.def(
       "predict_pairs",
       [](const py::handle& pop_obj, const py::handle& off_obj, const py::handle& rows_obj, const py::handle& pairs,
-         const py::object& base_obj, int threads) {
+         const py::object& base_obj, int threads, bool logits) {
         auto population = float_vector(pop_obj, "population");
         auto offsets = float_matrix(off_obj, "offsets");
         auto rows = exact_vector<std::int64_t>(rows_obj, "user_rows");
@@ -165,13 +165,13 @@ void bind_preferences(py::module_& m) {
         const float* base_ptr = base_obj.is_none() ? nullptr : base.data();
         {
           py::gil_scoped_release release;
-          scoring::predict_pairs(w, rows.data(), csr.view, base_ptr, dst, threads);
+          scoring::predict_pairs(w, rows.data(), csr.view, base_ptr, dst, threads, logits);
         }
         return out;
       },
       py::arg("population"), py::arg("offsets"), py::arg("user_rows"), py::arg("pairs"),
-      py::arg("base_logit") = py::none(), py::arg("threads") = 0,
-      "P(first response preferred) per (pair, user) row.");
+      py::arg("base_logit") = py::none(), py::arg("threads") = 0, py::arg("logits") = false,
+      "P(first response preferred) per (pair, user) row (its logit with logits=True).");
 
   m.def(
       "gather_weights",

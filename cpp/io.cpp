@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -325,6 +326,25 @@ SectionReader::SectionReader(std::shared_ptr<Buffer> buffer, const std::string& 
       throw FormatError(concat(source_, ": checksum mismatch in section '", entry.name, "' (file is corrupted)"));
     entries_.push_back(std::move(entry));
   }
+  // Bytes outside every section (reserved header bytes, alignment padding) must be zero, so a
+  // flipped bit anywhere in the file is caught, not only inside checksummed sections.
+  for (std::uint8_t byte : h.reserved)
+    if (byte != 0) throw FormatError(concat(source_, ": reserved header bytes are not zero (file is corrupted)"));
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> spans;
+  for (const auto& e : entries_) spans.emplace_back(e.offset, e.offset + e.n_bytes);
+  std::sort(spans.begin(), spans.end());
+  std::uint64_t cursor = data_start;
+  for (const auto& [begin, end] : spans) {
+    if (begin < cursor)
+      throw FormatError(concat(source_, ": sections overlap (file is corrupted)"));
+    if (verify_checksums)
+      for (std::uint64_t i = cursor; i < begin; ++i)
+        if (base[i] != 0) throw FormatError(concat(source_, ": non-zero padding at byte ", i, " (file is corrupted)"));
+    cursor = end;
+  }
+  if (verify_checksums)
+    for (std::uint64_t i = cursor; i < size; ++i)
+      if (base[i] != 0) throw FormatError(concat(source_, ": non-zero padding at byte ", i, " (file is corrupted)"));
 }
 
 bool SectionReader::has(const std::string& name) const {

@@ -320,9 +320,10 @@ std::int64_t fit_user_offsets(const CsrView& X, const float* base_logit, const f
           // (lambda I + X^T W X)^-1 g = (g - X^T D (lambda I + D G D)^-1 D X g) / lambda, D = W^1/2.
           mat.assign(n * n, 0.0);
           xg.assign(n, 0.0);
+          for (std::int64_t a = 0; a < n; ++a) w[a] = std::sqrt(w[a]);  // w now holds D = W^1/2
           for (std::int64_t a = 0; a < n; ++a) {
-            const double da = std::sqrt(w[a]);
-            for (std::int64_t b = 0; b < n; ++b) mat[a * n + b] = da * std::sqrt(w[b]) * gram[a * n + b];
+            const double da = w[a];
+            for (std::int64_t b = 0; b < n; ++b) mat[a * n + b] = da * w[b] * gram[a * n + b];
             mat[a * n + a] += lambda;
             double dot = 0;
             for (std::int64_t q = lptr[a]; q < lptr[a + 1]; ++q) dot += lval[q] * grad[lidx[q]];
@@ -331,7 +332,7 @@ std::int64_t fit_user_offsets(const CsrView& X, const float* base_logit, const f
           factor_spd(mat, n);
           cholesky_solve(mat, n, xg.data());
           for (std::int64_t a = 0; a < n; ++a) {
-            const double coeff = std::sqrt(w[a]) * xg[a];
+            const double coeff = w[a] * xg[a];
             for (std::int64_t q = lptr[a]; q < lptr[a + 1]; ++q) step[lidx[q]] -= lval[q] * coeff;
           }
           for (double& v : step) v /= lambda;

@@ -25,7 +25,7 @@ void score_users_items(const UserWeights& weights, const std::int64_t* user_rows
 
 // proba[i] = sigmoid(pairs_i . w(user_rows[i]) + base_logit[i]); base_logit may be null.
 void predict_pairs(const UserWeights& weights, const std::int64_t* user_rows, const CsrView& pairs,
-                   const float* base_logit, float* proba, int threads);
+                   const float* base_logit, float* proba, int threads, bool logits = false);
 
 // Dense weights of the given users, n_users x n_features.
 void gather_weights(const UserWeights& weights, const std::int64_t* user_rows, std::int64_t n_users,

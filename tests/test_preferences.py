@@ -93,15 +93,17 @@ def test_controls_and_l1_satisfy_kkt(rng):
     np.testing.assert_allclose(grad[on], l1 * np.sign(pm.coef_[on]), atol=1e-4)
     assert np.all(np.abs(grad[~on]) <= l1 + 1e-6)
     np.testing.assert_allclose(pm.predict_proba(codes, controls), sigmoid(eta), atol=1e-5)
+    np.testing.assert_allclose(pm.decision_function(codes, controls), eta, atol=1e-5)
+    np.testing.assert_array_equal(pm.predict(codes, controls), (eta > 0).astype(int))
 
 
 def test_feature_effects_match_numpy_reference(rng):
     from sklearn.linear_model import LogisticRegression
 
-    n, m = 500, 12
+    n, m = 800, 12
     codes = random_pairs(rng, n, m, 3)
     controls = rng.normal(size=(n, 2))
-    y = (rng.random(n) < sigmoid(codes.to_scipy() @ np.linspace(-1, 1, m) + controls[:, 0])).astype(int)
+    y = (rng.random(n) < sigmoid(codes.to_scipy() @ np.linspace(-2, 2, m) + controls[:, 0])).astype(int)
     fx = lk.PreferenceModel(l2=0.0, fit_intercept=True).feature_effects(codes, y, controls)
     X = codes.to_scipy().toarray()
     for j in (0, 5, m - 1):
@@ -278,6 +280,18 @@ def test_score_and_predict_match_numpy(rng, n_users, n_items):
     p = model.predict_proba(pairs, ids)
     ref = sigmoid(np.sum(pairs.to_dense() * W, axis=1))
     np.testing.assert_allclose(p, ref, atol=1e-5)
+
+
+@pytest.mark.parametrize("m", [13, 1, 1030])  # feature counts off every vector width and block size
+def test_score_odd_feature_counts(rng, m):
+    codes = random_pairs(rng, 60, m, 3)
+    users = np.repeat(np.arange(3), 20)
+    y = rng.integers(0, 2, 60)
+    model = lk.UserPreferences().fit(codes, y, users)
+    items = random_pairs(rng, 9, m, 3)
+    ids = [0, 1, 2, 7] * 10
+    expected = model.weights(ids).astype(np.float64) @ items.to_dense().T
+    np.testing.assert_allclose(model.score(ids, items), expected, rtol=1e-5, atol=1e-5)
 
 
 def test_threads_do_not_change_results(rng):

@@ -81,6 +81,42 @@ def _normalise_id(user: Any) -> Hashable:
     return user
 
 
+def _fast_id_array(user_ids: Any) -> np.ndarray | None:
+    """A numpy array of int/str ids (vectorised lookups), or None for anything else."""
+    if isinstance(user_ids, np.ndarray) and user_ids.ndim == 1 and user_ids.dtype.kind in "iuU":
+        return user_ids
+    return None
+
+
+def _rows_for(row_of: dict, user_ids: Any, n: int | None, name: str = "user_ids") -> tuple[np.ndarray, list]:
+    """Row of each id (-1 when absent) and the distinct ids, looked up once per distinct id."""
+    arr = _fast_id_array(user_ids)
+    if arr is None:
+        ids = _as_user_list(user_ids, n, name)
+        rows = np.fromiter((row_of.get(u, -1) for u in ids), dtype=np.int64, count=len(ids))
+        return rows, ids
+    if n is not None and arr.shape[0] != n:
+        raise ValueError(f"{name} has length {arr.shape[0]} but there are {n} pairs")
+    uniq, inverse = np.unique(arr, return_inverse=True)
+    uniq_ids = uniq.tolist()
+    return np.array([row_of.get(u, -1) for u in uniq_ids], dtype=np.int64)[inverse.ravel()], uniq_ids
+
+
+def _assign_rows(row_of: dict, user_ids: Any, n: int) -> np.ndarray:
+    """Rows of the ids, adding unseen ids to ``row_of`` in order of first appearance."""
+    arr = _fast_id_array(user_ids)
+    if arr is None:
+        ids = _as_user_list(user_ids, n)
+        return np.fromiter((row_of.setdefault(u, len(row_of)) for u in ids), dtype=np.int64, count=len(ids))
+    if arr.shape[0] != n:
+        raise ValueError(f"user_ids has length {arr.shape[0]} but there are {n} pairs")
+    uniq, first, inverse = np.unique(arr, return_index=True, return_inverse=True)
+    uniq_ids = uniq.tolist()
+    for j in np.argsort(first, kind="stable"):
+        row_of.setdefault(uniq_ids[j], len(row_of))
+    return np.array([row_of[u] for u in uniq_ids], dtype=np.int64)[inverse.ravel()]
+
+
 def _as_user_list(user_ids: Any, n: int | None, name: str = "user_ids") -> list:
     if isinstance(user_ids, (str, bytes)) or not isinstance(user_ids, Iterable):
         raise TypeError(f"{name} must be a sequence of ids (one per row), got {type(user_ids).__name__}")
@@ -239,20 +275,21 @@ class PreferenceModel:
         return base.astype(np.float32)
 
     def decision_function(self, pair_codes: Any, controls: Any = None) -> np.ndarray:
-        """Logit of P(A preferred) per pair."""
-        p = self.predict_proba(pair_codes, controls).astype(np.float64)
-        with np.errstate(divide="ignore"):
-            return np.log(p) - np.log1p(-p)
+        """Logit of P(A preferred) per pair, float32 of shape (n_pairs,)."""
+        return self._pairs(pair_codes, controls, logits=True)
 
     def predict_proba(self, pair_codes: Any, controls: Any = None) -> np.ndarray:
         """P(first response preferred) per pair, float32 of shape (n_pairs,)."""
+        return self._pairs(pair_codes, controls, logits=False)
+
+    def _pairs(self, pair_codes: Any, controls: Any, logits: bool) -> np.ndarray:
         self._check_fitted()
         codes = _as_pair_codes(pair_codes, n_features=self.n_features_in_)
         ctl = _as_controls(controls, codes.shape[0], self.n_controls_)
         no_users = np.full(codes.shape[0], -1, dtype=np.int64)
         return _core.predict_pairs(self.coef_.astype(np.float32), np.zeros((0, self.n_features_in_), np.float32),
                                    no_users, codes, self._base_logit(ctl, codes.shape[0]),
-                                   resolve_threads(self.threads))
+                                   resolve_threads(self.threads), logits)
 
     def predict(self, pair_codes: Any, controls: Any = None) -> np.ndarray:
         """1 where A is predicted to be chosen."""
@@ -272,13 +309,14 @@ class PreferenceModel:
         return FeatureEffects(**out)
 
     def select(self, pair_codes: Any, labels: Any, n_features: int = 10, controls: Any = None,
-               n_steps: int = 50, min_ratio: float = 1e-3) -> Selection:
+               n_steps: int = 50, min_ratio: float = 1e-3, progress: bool = False) -> Selection:
         """Choose ``n_features`` features along an L1 path with the controls unpenalised.
 
         Walks ``l1`` geometrically down from the smallest penalty that keeps every feature at
         zero (warm-started), stops at the first penalty with at least ``n_features`` active
         features, and returns the ``n_features`` largest in magnitude there. Uses this model's
-        ``l2`` as an elastic-net term. Does not change the fitted model.
+        ``l2`` as an elastic-net term. Does not change the fitted model. ``progress=True``
+        shows a tqdm bar over the path.
         """
         n_features = check_positive_int(n_features, "n_features")
         l2, _, max_iter, tol = self._checked_params()
@@ -298,7 +336,9 @@ class PreferenceModel:
         visited, actives = [], []
         coef = np.asarray(start[0])
         chosen_l1 = path[-1]
-        for l1 in path:
+        from tqdm.auto import tqdm
+
+        for l1 in tqdm(path, desc="L1 path", disable=not progress, leave=False):
             coef, control_coef, intercept, _, _ = _core.fit_logistic(
                 codes, ctl, y, None, l2, float(l1), bool(self.fit_intercept), max_iter, tol, init)
             init = (coef, control_coef, intercept)
@@ -463,11 +503,10 @@ class UserPreferences:
         codes = _as_pair_codes(pair_codes, n_features=pop.n_features_in_ if fitted else None)
         y = as_labels(labels, codes.shape[0])
         ctl = _as_controls(controls, codes.shape[0], pop.n_controls_ if fitted else None)
-        ids = _as_user_list(user_ids, codes.shape[0])
+        row_of: dict = {}
+        users = _assign_rows(row_of, user_ids, codes.shape[0])
         if not fitted:
             pop.fit(codes, y, ctl)
-        row_of: dict = {}
-        users = np.fromiter((row_of.setdefault(u, len(row_of)) for u in ids), dtype=np.int64, count=len(ids))
         with self._lock:
             self._population = pop
             offsets, not_converged = self._solve(codes, y, ctl, users, np.arange(len(row_of)))
@@ -487,10 +526,8 @@ class UserPreferences:
             codes = _as_pair_codes(pair_codes, n_features=state.offsets.shape[1])
             y = as_labels(labels, codes.shape[0])
             ctl = _as_controls(controls, codes.shape[0], pop.n_controls_)
-            ids = _as_user_list(user_ids, codes.shape[0])
             row_of = dict(state.row_of)
-            new_rows = np.fromiter((row_of.setdefault(u, len(row_of)) for u in ids), dtype=np.int64,
-                                   count=len(ids))
+            new_rows = _assign_rows(row_of, user_ids, codes.shape[0])
             history = _concat_codes(state.history, codes)
             labels_all = np.concatenate([state.history_labels, y])
             users_all = np.concatenate([state.history_users, new_rows])
@@ -507,10 +544,9 @@ class UserPreferences:
 
     # --- reading ------------------------------------------------------------------------
     def _rows(self, state: _State, user_ids: Any, strict: bool, n: int | None = None) -> np.ndarray:
-        ids = _as_user_list(user_ids, n)
-        rows = np.fromiter((state.row_of.get(u, -1) for u in ids), dtype=np.int64, count=len(ids))
+        rows, ids = _rows_for(state.row_of, user_ids, n)
         if strict and rows.size and (rows < 0).any():
-            unknown = ids[int(np.flatnonzero(rows < 0)[0])]
+            unknown = next(u for u in ids if u not in state.row_of)
             raise UnknownUserError(f"unknown user {unknown!r}: not in the fitted users "
                                    f"(pass strict=False to fall back to the population)")
         return rows
@@ -528,13 +564,25 @@ class UserPreferences:
     def predict_proba(self, pair_codes: Any, user_ids: Any, controls: Any = None,
                       strict: bool = False) -> np.ndarray:
         """P(first response preferred) for each (pair, user) row, float32 (n_pairs,)."""
+        return self._pairs(pair_codes, user_ids, controls, strict, logits=False)
+
+    def decision_function(self, codes: Any, user_ids: Any, controls: Any = None,
+                          strict: bool = False) -> np.ndarray:
+        """Per-row utility ``code · w_user`` (+ the population's control terms), float32.
+
+        For pair codes this is the logit of :meth:`predict_proba`; for a candidate's own code
+        it is that candidate's utility for the row's user.
+        """
+        return self._pairs(codes, user_ids, controls, strict, logits=True)
+
+    def _pairs(self, pair_codes: Any, user_ids: Any, controls: Any, strict: bool, logits: bool) -> np.ndarray:
         state = self._check_fitted()
         codes = _as_pair_codes(pair_codes, n_features=state.offsets.shape[1])
         ctl = _as_controls(controls, codes.shape[0], self._population.n_controls_)
         rows = self._rows(state, user_ids, strict, codes.shape[0])
         return _core.predict_pairs(self._pop32(), state.offsets, rows, codes,
                                    self._population._base_logit(ctl, codes.shape[0]),
-                                   resolve_threads(self.threads))
+                                   resolve_threads(self.threads), logits)
 
     def score(self, user_ids: Any, item_codes: Any, strict: bool = False) -> np.ndarray:
         """Utilities ``item · w_u`` for every user and item: float32 (n_users × n_items)."""
