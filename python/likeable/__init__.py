@@ -37,10 +37,19 @@ from .index import SparseIndex  # noqa: E402
 from .preferences import (DriftWeights, FeatureEffects, PreferenceModel, Selection,  # noqa: E402
                           UnknownUserError, UserPreferences, drift_weights)
 from .sparse import SparseCodes  # noqa: E402
+from . import datasets  # noqa: E402
+from .embed import OnnxEmbedder  # noqa: E402
+from .evaluate import EvalConfig, evaluate  # noqa: E402
+from .report import Report  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "EvalConfig",
+    "evaluate",
+    "OnnxEmbedder",
+    "Report",
+    "datasets",
     "AttributeBank",
     "DriftWeights",
     "FeatureEffects",

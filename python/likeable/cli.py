@@ -1,12 +1,15 @@
-"""The ``likeable`` command line: ``likeable demo`` runs the main job on synthetic data."""
+"""The ``likeable`` command: ``demo`` (the whole protocol on synthetic data), ``analyze`` and ``bench``."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from typing import Callable, Sequence
 
 import numpy as np
+
+__all__ = ["main"]
 
 
 def planted_embeddings(n_rows: int, n_dims: int, n_planted: int, active: int, noise: float,
@@ -64,34 +67,231 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="likeable", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="train the encoder on synthetic planted directions and report")
-    demo.add_argument("--rows", type=_positive_int, default=20000, help="synthetic rows")
-    demo.add_argument("--dims", type=_positive_int, default=64, help="embedding width d")
-    demo.add_argument("--planted", type=_positive_int, default=128, help="planted directions")
-    demo.add_argument("--features", type=_positive_int, default=256, help="encoder features M")
-    demo.add_argument("--k", type=_positive_int, default=4, help="active features per row")
-    demo.add_argument("--epochs", type=_positive_int, default=40)
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--threads", type=_positive_int, default=None,
-                      help="threads (default: LIKEABLE_NUM_THREADS or all cores)")
-    demo.add_argument("--no-progress", action="store_true", help="hide the progress bars")
-    return parser
+def _write_report(report, out_dir: str) -> tuple[str, str]:
+    os.makedirs(out_dir, exist_ok=True)
+    json_path = os.path.join(out_dir, "report.json")
+    html_path = os.path.join(out_dir, "report.html")
+    report.to_json(json_path)
+    report.to_html(html_path)
+    return json_path, html_path
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.command == "demo":
-        if args.k > args.features:
-            print(f"likeable demo: --k {args.k} exceeds --features {args.features}", file=sys.stderr)
-            return 2
-        _encoder_demo(n_rows=args.rows, n_dims=args.dims, n_planted=args.planted,
-                      n_features=args.features, k=args.k, epochs=args.epochs, seed=args.seed,
-                      threads=args.threads, progress=not args.no_progress)
+def _summary(report) -> str:
+    r = report.results
+    lines = [f"encoder: normalized MSE {r['encoder']['normalized_mse']:.3f}, "
+             f"dead {r['encoder']['dead_fraction']:.2f}, mean active {r['encoder']['mean_active']:.2f}"]
+    for name, p in r["prediction"].items():
+        a = p["auc"]
+        fos = r["fraction_of_signal"].get(name)
+        lines.append(f"  {name:>13}: AUC {_f(a['value'])} [{_f(a['low'])}, {_f(a['high'])}]"
+                     f"  fraction of dense signal {_f(fos)}")
+    if "personalization" in r:
+        p = r["personalization"]
+        lines.append("personalization (mean per-user held-out AUC): "
+                     + ", ".join(f"{k} {_f(p[k])}" for k in ("population_auc", "per_user_auc", "shrunk_auc",
+                                                             "drift_auc")))
+    if "recovery" in r:
+        lines.append(f"planted directions: mean best |corr| {_f(r['recovery']['mean_best_correlation'])}")
+    if "personalization" in r and "weight_recovery" in r["personalization"]:
+        lines.append(f"planted user weights: mean correlation "
+                     f"{_f(r['personalization']['weight_recovery']['mean_user_correlation'])}")
+    if "sessions" in r:
+        lik = r["sessions"]["likability"]
+        lines.append("likability by session (share of oracle): "
+                     + "; ".join(f"{k} " + " ".join(_f(v) for v in vals) for k, vals in lik.items() if k != "oracle"))
+    if "recovery" in r and "directions_recovered" in r["recovery"]:
+        rec = r["recovery"]
+        lines.append(f"recovered {rec['directions_recovered']} of {rec['n_planted']} planted directions "
+                     f"(cosine > 0.9)")
+    if "encode_rows_per_s" in r["encoder"]:
+        lines.append(f"encode throughput: {r['encoder']['encode_rows_per_s']:,.0f} rows/s")
+    lines.append(f"wall time {r['timings_s']['total']:.1f} s ({r['seconds_per_10k_pairs']:.1f} s per 10k pairs)")
+    return "\n".join(lines)
+
+
+def _f(v) -> str:
+    return "–" if v is None else f"{v:.3f}"
+
+
+def _cmd_demo(args) -> int:
+    from . import datasets
+    from .evaluate import EvalConfig, evaluate
+
+    if args.k > args.features:
+        raise ValueError(f"--k {args.k} exceeds --features {args.features}")
+    if args.encoder_only:
+        _encoder_demo(n_rows=args.rows, n_dims=args.dims, n_planted=args.planted, n_features=args.features,
+                      k=args.k, epochs=args.epochs, seed=args.seed, threads=args.threads,
+                      progress=not args.quiet)
+        return 0
+    ds = datasets.synthetic(n_pairs=args.rows, n_users=args.users, n_features=args.planted, seed=args.seed,
+                            dim=max(args.dims, args.planted))
+    matryoshka = (8, args.features) if args.features > 8 else None
+    config = EvalConfig(seed=args.seed, progress=not args.quiet, threads=args.threads, epochs=args.epochs,
+                        n_features=args.features, k=args.k, matryoshka=matryoshka,
+                        sessions=args.planted >= len(datasets.SESSION_DIMENSIONS))
+    report = evaluate(ds, config=config)
+    json_path, html_path = _write_report(report, args.out)
+    print(_summary(report))
+    print(f"wrote {json_path} and {html_path}")
     return 0
 
 
-if __name__ == "__main__":  # python -m likeable.cli
+def _parse_columns(text: str | None) -> dict | None:
+    if not text:
+        return None
+    out = {}
+    for part in text.split(","):
+        if "=" not in part:
+            raise ValueError(f"--columns expects field=column pairs separated by commas, got {part!r}")
+        key, value = part.split("=", 1)
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _cmd_analyze(args) -> int:
+    from . import datasets
+    from .embed import OnnxEmbedder
+    from .evaluate import EvalConfig, evaluate
+
+    ds = datasets.load(args.data, format=args.format, columns=_parse_columns(args.columns))
+    embedder = OnnxEmbedder(args.embedder, cache_dir=args.cache, progress=not args.quiet, threads=args.threads)
+    describer = None
+    if args.llm_model:
+        from .describe import ChatDescriber
+
+        describer = ChatDescriber(model=args.llm_model, base_url=args.llm_base_url,
+                                  cache_dir=os.path.join(args.cache, "llm") if args.cache else None)
+    config = EvalConfig(seed=args.seed, progress=not args.quiet, threads=args.threads, describer=describer,
+                        n_features=args.features, k=args.k, epochs=args.epochs,
+                        matryoshka=None if args.features <= 8 else (8, args.features))
+    report = evaluate(ds, embedder=embedder, config=config)
+    json_path, html_path = _write_report(report, args.out)
+    print(_summary(report))
+    print(f"wrote {json_path} and {html_path}")
+    return 0
+
+
+def kernel_table(n_rows: int = 20000, dim: int = 384, n_features: int = 4096, k: int = 32,
+                 n_queries: int = 1000, n_users: int = 1000, threads: int | None = None,
+                 gpu: bool = False, seed: int = 0) -> list[dict]:
+    """Throughput of the core kernels on this machine (random weights and data of the given sizes).
+
+    encode: rows/s and GFLOP/s of the encoder GEMM (2·n·d·M flops); search: queries/s and GB/s
+    of postings read by exact search (8 bytes per posting of each query feature); score:
+    user-item scores/s and GB/s of user weights streamed (4 bytes per weight per item nnz).
+    """
+    from .encoder import SparseEncoder
+    from .index import SparseIndex
+    from .preferences import PreferenceModel, UserPreferences
+
+    rng = np.random.default_rng(seed)
+    W_dec = rng.standard_normal((n_features, dim)).astype(np.float32)
+    W_dec /= np.linalg.norm(W_dec, axis=1, keepdims=True)
+    enc = SparseEncoder.from_weights(np.ascontiguousarray(W_dec.T), np.zeros(n_features, np.float32), W_dec,
+                                     np.zeros(dim, np.float32), k=k, signed=True, threads=threads)
+    X = rng.standard_normal((n_rows, dim)).astype(np.float32)
+    rows = []
+
+    def best_of(fn, repeat=3):
+        times = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            out = fn()
+            times.append(time.perf_counter() - start)
+        return min(times), out
+
+    t, codes = best_of(lambda: enc.encode(X))
+    rows.append({"kernel": f"encode (d={dim}, M={n_features}, k={k})", "rows_per_s": n_rows / t,
+                 "throughput": f"{2.0 * n_rows * dim * n_features / t / 1e9:.1f} GFLOP/s"})
+    index = SparseIndex(codes, approximate=False, threads=threads)
+    queries = codes[np.arange(min(n_queries, n_rows))]
+    t, _ = best_of(lambda: index.search(queries, k=10))
+    posting_len = np.bincount(codes.indices, minlength=n_features)
+    touched = float(posting_len[queries.indices].sum()) * 8.0
+    rows.append({"kernel": f"search exact (n={n_rows}, k=10)", "rows_per_s": len(queries) / t,
+                 "throughput": f"{touched / t / 1e9:.2f} GB/s"})
+    labels = (rng.random(n_rows) < 0.5).astype(np.float32)
+    user_ids = rng.integers(0, n_users, n_rows).astype(str)
+    prefs = UserPreferences(population=PreferenceModel(l2=1.0), shrinkage=3.0, threads=threads).fit(
+        codes, labels, user_ids)
+    users = list(np.unique(user_ids))
+    t, _ = best_of(lambda: prefs.score(users, codes))
+    rows.append({"kernel": f"score ({len(users)} users x {n_rows} items)", "rows_per_s": len(users) * n_rows / t,
+                 "throughput": f"{len(users) * codes.nnz * 4.0 / t / 1e9:.2f} GB/s"})
+    if gpu:
+        from . import _core
+
+        available = bool(getattr(_core, "cuda_available", lambda: False)())
+        rows.append({"kernel": "gpu", "rows_per_s": float("nan"),
+                     "throughput": "GPU kernels timed" if available else "no CUDA build/GPU: skipped"})
+    return rows
+
+
+def _cmd_bench(args) -> int:
+    rows = kernel_table(n_rows=args.rows, gpu=args.gpu, threads=args.threads)
+    print(f"machine: {os.cpu_count()} cores, threads={args.threads or 'all'}")
+    print(f"{'kernel':<28}{'rows/s':>14}{'throughput':>22}")
+    for row in rows:
+        print(f"{row['kernel']:<28}{row['rows_per_s']:>14,.0f}{row['throughput']:>22}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="likeable", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--threads", type=_positive_int, default=None,
+                        help="threads (default: LIKEABLE_NUM_THREADS or all cores)")
+    common.add_argument("--quiet", "--no-progress", dest="quiet", action="store_true", help="hide the progress bars")
+    common.add_argument("--seed", type=int, default=0)
+
+    demo = sub.add_parser("demo", parents=[common],
+                          help="run the whole protocol on synthetic data and write likeable-report/")
+    demo.add_argument("--out", default="likeable-report", help="output folder (default: likeable-report)")
+    demo.add_argument("--rows", type=_positive_int, default=4000, help="synthetic preference pairs")
+    demo.add_argument("--users", type=_positive_int, default=20, help="simulated users")
+    demo.add_argument("--dims", type=_positive_int, default=64, help="embedding width d")
+    demo.add_argument("--planted", type=_positive_int, default=12, help="planted attributes (directions)")
+    demo.add_argument("--features", type=_positive_int, default=32, help="encoder features M")
+    demo.add_argument("--k", type=_positive_int, default=4, help="active features per pair")
+    demo.add_argument("--epochs", type=_positive_int, default=30, help="encoder training epochs")
+    demo.add_argument("--encoder-only", action="store_true",
+                      help="only train the encoder on planted sparse directions and time encode")
+    demo.set_defaults(func=_cmd_demo)
+
+    analyze = sub.add_parser("analyze", parents=[common], help="run the protocol on a preference data file")
+    analyze.add_argument("data", help="JSONL, JSONL.gz, Parquet or CSV file")
+    analyze.add_argument("--embedder", required=True, help="folder with model.onnx and tokenizer.json")
+    analyze.add_argument("--out", default="likeable-report")
+    analyze.add_argument("--format", default=None, choices=["jsonl", "parquet", "csv"])
+    analyze.add_argument("--columns", default=None, help="field=column,... e.g. prompt=question,label=pref")
+    analyze.add_argument("--cache", default=".likeable-cache", help="embedding/LLM cache folder ('' to disable)")
+    analyze.add_argument("--features", type=int, default=32, help="encoder dictionary size M")
+    analyze.add_argument("--k", type=int, default=4, help="active features per pair")
+    analyze.add_argument("--epochs", type=int, default=30, help="encoder training epochs")
+    analyze.add_argument("--llm-model", default=None, help="describe features with this chat model")
+    analyze.add_argument("--llm-base-url", default=None, help="OpenAI-compatible endpoint")
+    analyze.set_defaults(func=_cmd_analyze)
+
+    bench = sub.add_parser("bench", parents=[common], help="kernel throughput on this machine")
+    bench.add_argument("--gpu", action="store_true", help="also time the GPU kernels when available")
+    bench.add_argument("--rows", type=int, default=20000)
+    bench.set_defaults(func=_cmd_bench)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "cache", None) == "":
+        args.cache = None
+    try:
+        return args.func(args)
+    except (FileNotFoundError, IsADirectoryError, ValueError) as exc:
+        print(f"likeable {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
     sys.exit(main())
