@@ -86,3 +86,13 @@ def test_options_and_errors(model_dir, tmp_path):
     (tmp_path / "tokenizer.json").write_bytes((model_dir / "tokenizer.json").read_bytes())
     with pytest.raises(ValueError, match="could not load ONNX model"):
         OnnxEmbedder(tmp_path)
+
+
+def test_embedder_pickles_as_its_configuration():
+    import pickle
+
+    folder = shared_path("models", "all-MiniLM-L6-v2")
+    embedder = OnnxEmbedder(folder)
+    clone = pickle.loads(pickle.dumps(embedder))
+    texts = ["a short sentence", "another one, a little longer than the first"]
+    np.testing.assert_array_equal(clone.embed(texts), embedder.embed(texts))

@@ -72,6 +72,10 @@ class OnnxEmbedder:
         self.batch_size = check_positive_int(batch_size, "batch_size")
         self.cache_dir = None if cache_dir is None else fspath(cache_dir, "cache_dir")
         self.progress = bool(progress)
+        # What pickling ships: the configuration, never the session (re-opened where unpickled).
+        self._init_args = dict(model_path=model_path, tokenizer_path=tokenizer_path, pooling=pooling,
+                               normalize=normalize, max_length=max_length, batch_size=batch_size,
+                               cache_dir=cache_dir, providers=providers, threads=threads, progress=progress)
 
         try:
             self._tokenizer = Tokenizer.from_file(tokenizer_path)
@@ -97,6 +101,12 @@ class OnnxEmbedder:
             raise ValueError(f"{model_path}: expected inputs input_ids and attention_mask, "
                              f"got {sorted(self._input_names)}")
         self._model_key: str | None = None
+
+    def __getstate__(self) -> dict:
+        return self._init_args
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(**state)
 
     # ------------------------------------------------------------------------------
     @property
