@@ -373,3 +373,17 @@ def test_cli_demo_recovers_planted_directions(capsys):
     text = capsys.readouterr().out
     assert "planted directions (cosine > 0.9)" in text and "rows/s" in text
     assert main(["demo", "--k", "20", "--features", "16"]) == 2
+
+
+def test_version_1_file_still_loads():
+    """A file written by format version 1 (checked in) loads and encodes as it did then."""
+    from pathlib import Path
+
+    data = Path(__file__).parent / "data"
+    enc = lk.SparseEncoder.load(data / "encoder_v1.safetensors")
+    assert (enc.kind, enc.k, enc.signed, tuple(enc.matryoshka)) == ("batchtopk", 3, False, (4,))
+    want = np.load(data / "encoder_v1_expected.npz")
+    codes = enc.encode(want["X"])
+    np.testing.assert_array_equal(codes.indptr, want["indptr"])
+    np.testing.assert_array_equal(codes.indices, want["indices"])
+    np.testing.assert_allclose(codes.values, want["values"], rtol=1e-6)
