@@ -387,3 +387,11 @@ def test_version_1_file_still_loads():
     np.testing.assert_array_equal(codes.indptr, want["indptr"])
     np.testing.assert_array_equal(codes.indices, want["indices"])
     np.testing.assert_allclose(codes.values, want["values"], rtol=1e-6)
+
+
+def test_fit_progress_bar_is_shown_per_epoch(rng, capsys):
+    X, _ = planted(rng, n=200)
+    lk.SparseEncoder(n_features=16, k=2).fit(X, epochs=2, patience=5, progress=True)
+    assert "fit" in capsys.readouterr().err
+    lk.SparseEncoder(n_features=16, k=2).fit(X, epochs=2, patience=5, progress=False)
+    assert capsys.readouterr().err == ""
