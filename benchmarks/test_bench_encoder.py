@@ -46,9 +46,11 @@ def setup(shape):
         W_enc = (rng.standard_normal((d, M)) / np.sqrt(d)).astype(np.float32)
         b_enc = (0.1 * rng.standard_normal(M)).astype(np.float32)
         W_dec = np.ascontiguousarray(W_enc.T)
-        b_dec = np.zeros(d, np.float32)  # so the peers' x @ W + b is the same pre-activation
+        b_dec = (0.1 * rng.standard_normal(d)).astype(np.float32)
         enc = lk.SparseEncoder.from_weights(W_enc, b_enc, W_dec, b_dec, k=k)
-        _cache[shape] = (enc, X, W_enc, b_enc, k)
+        # The peers compute x @ W + b with b_dec folded into b: the same pre-activation.
+        b_peer = (b_enc - b_dec.astype(np.float64) @ W_enc).astype(np.float32)
+        _cache[shape] = (enc, X, W_enc, b_peer, k)
     return _cache[shape]
 
 

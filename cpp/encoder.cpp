@@ -20,6 +20,9 @@ constexpr std::int64_t kL2Floats = 128 * 1024;  // 512 KiB: a tile and a row blo
 // saves, and on a busy machine spinning OpenMP workers steal the core from the caller.
 constexpr double kSerialWork = 1 << 24;
 
+// At or below this many features encode folds b_dec into the bias (see encode).
+constexpr std::int64_t kFoldBDecMaxFeatures = 256;
+
 int threads_for(double work, int requested) { return work < kSerialWork ? 1 : requested; }
 
 struct Tiles {
@@ -138,6 +141,21 @@ CsrMatrix encode(const EncoderWeights& w, const float* X, std::int64_t n_rows,
       threads_for(static_cast<double>(n_rows) * d * M, opt.threads));
   const std::int64_t n_blocks = (n_rows + tiles.rows - 1) / tiles.rows;
   const int k = topk ? opt.k : 0;
+  // With few features the GEMM is bound by reading X, and centring each row block costs an
+  // extra pass over it; there a = x @ W_enc + (b_enc - b_dec @ W_enc), the folded bias taken
+  // in float64. With many features the copy is negligible and the exact centring is kept.
+  const bool fold_b_dec = M <= kFoldBDecMaxFeatures;
+  std::vector<float> folded_bias;
+  if (fold_b_dec) {
+    folded_bias.resize(M);
+    for (std::int64_t j = 0; j < M; ++j) {
+      double acc = w.b_enc[j];
+      const float* we = w.W_encT + j * d;
+      for (std::int64_t c = 0; c < d; ++c) acc -= static_cast<double>(we[c]) * w.b_dec[c];
+      folded_bias[j] = static_cast<float>(acc);
+    }
+  }
+  const float* bias = fold_b_dec ? folded_bias.data() : w.b_enc;
 
   // Per-thread scratch, indexed by thread id.
   const int n_scratch = std::max(1, threads);
@@ -148,7 +166,7 @@ CsrMatrix encode(const EncoderWeights& w, const float* X, std::int64_t n_rows,
   parallel_for(n_blocks, 1, threads, [&](std::int64_t b0, std::int64_t b1, int tid) {
     auto& xcb = xc[tid];
     auto& preb = pre[tid];
-    xcb.resize(checked_mul(tiles.rows, d));
+    if (!fold_b_dec) xcb.resize(checked_mul(tiles.rows, d));
     preb.resize(checked_mul(tiles.rows, tiles.features));
     if (topk) {
       heap_keys[tid].resize(checked_mul(tiles.rows, k));
@@ -160,12 +178,13 @@ CsrMatrix encode(const EncoderWeights& w, const float* X, std::int64_t n_rows,
     for (std::int64_t b = b0; b < b1; ++b) {
       const std::int64_t r0 = b * tiles.rows;
       const std::int64_t nr = std::min(tiles.rows, n_rows - r0);
-      // Centre the row block once; exact (x - b_dec) rather than folding b_dec into the bias.
-      for (std::int64_t i = 0; i < nr; ++i) {
+      // Centre the row block once: exact (x - b_dec) rather than a folded bias.
+      for (std::int64_t i = 0; !fold_b_dec && i < nr; ++i) {
         const float* x = X + (r0 + i) * d;
         float* dst = xcb.data() + i * d;
         for (std::int64_t c = 0; c < d; ++c) dst[c] = x[c] - w.b_dec[c];
       }
+      const float* rows_in = fold_b_dec ? X + r0 * d : xcb.data();
       heaps.clear();
       kept.assign(topk ? 0 : nr, {});
       for (std::int64_t i = 0; topk && i < nr; ++i)
@@ -173,18 +192,18 @@ CsrMatrix encode(const EncoderWeights& w, const float* X, std::int64_t n_rows,
                            heap_vals[tid].data() + i * k, k);
       for (std::int64_t f0 = 0; f0 < M; f0 += tiles.features) {
         const std::int64_t nf = std::min(tiles.features, M - f0);
-        blas::sgemm(false, true, nr, nf, d, 1.0f, xcb.data(), d, w.W_encT + f0 * d, d, 0.0f,
+        blas::sgemm(false, true, nr, nf, d, 1.0f, rows_in, d, w.W_encT + f0 * d, d, 0.0f,
                     preb.data(), nf);
         for (std::int64_t i = 0; i < nr; ++i) {
           const float* row = preb.data() + i * nf;
           if (topk) {
             if (opt.is_signed)
-              fold_topk<true>(row, w.b_enc + f0, nf, static_cast<std::int32_t>(f0), heaps[i]);
+              fold_topk<true>(row, bias + f0, nf, static_cast<std::int32_t>(f0), heaps[i]);
             else
-              fold_topk<false>(row, w.b_enc + f0, nf, static_cast<std::int32_t>(f0), heaps[i]);
+              fold_topk<false>(row, bias + f0, nf, static_cast<std::int32_t>(f0), heaps[i]);
           } else {
             for (std::int64_t j = 0; j < nf; ++j) {
-              const float a = row[j] + w.b_enc[f0 + j];
+              const float a = row[j] + bias[f0 + j];
               const float key = key_of(a, opt.is_signed);
               if (key > 0.0f && key > w.threshold[f0 + j])
                 kept[i].emplace_back(static_cast<std::int32_t>(f0 + j), a);

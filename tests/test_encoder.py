@@ -172,6 +172,44 @@ def test_fit_learns_and_recovers_planted_directions(rng):
     assert h[-1]["val_normalized_mse"] < h[0]["val_normalized_mse"]
 
 
+@pytest.mark.slow  # importing torch takes seconds
+def test_training_steps_match_autograd_reference(rng):
+    """Three steps of the core trainer against PyTorch autograd + Adam (skipped without torch)."""
+    torch = pytest.importorskip("torch")
+    import sys
+
+    torch.set_num_threads(1)  # tiny tensors: a thread team only costs time here
+
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
+    from torch_sae import TorchTopKSAE
+
+    d, M, B = 29, 37, 23
+    X = (rng.standard_normal((B, d)) + 0.3).astype(np.float32)
+    W = rng.standard_normal((M, d)).astype(np.float32)
+    W /= np.linalg.norm(W, axis=1, keepdims=True)
+    W_encT = W + 0.1 * rng.standard_normal((M, d)).astype(np.float32)
+    b_dec = np.median(X, axis=0).astype(np.float32)
+    norm = float(np.mean(np.sum((X - X.mean(0)) ** 2, axis=1)))
+    # Lazy Adam equals Adam while every latent carries gradient in every step: k = M with a
+    # large positive bias (all latents active) runs 3 steps; k = 5 checks a single step.
+    for k, bias, steps, prefixes in ((M, 5.0, 3, [M]), (M, 5.0, 3, [5, 20, M]), (5, 0.0, 1, [M]),
+                                     (5, 0.0, 1, [5, 20, M])):
+        b_enc = (bias + 0.1 * rng.standard_normal(M)).astype(np.float32)
+        ref = TorchTopKSAE(W_encT, b_enc, W, b_dec, k=k, prefixes=prefixes, lr=1e-3, aux_k=0,
+                           aux_coef=0.0, dead_after=10**9)
+        trainer = _core.SaeTrainer(n_dims=d, n_features=M, k=k, batch_topk=False, signed=False,
+                                   prefixes=prefixes, aux_k=0, aux_coef=0.0, dead_after_rows=0,
+                                   lr=1e-3, threads=2)
+        ours = [W_encT.copy(), b_enc.copy(), W.copy(), b_dec.copy()]
+        for _ in range(steps):
+            want = ref.step(torch.from_numpy(X), norm)
+            got = trainer.run_epoch(*ours, None, X, np.arange(B, dtype=np.int64), B, norm)["loss"]
+            assert got == pytest.approx(want, rel=1e-5)
+        for mine, theirs in zip(ours, (ref.W_encT, ref.b_enc, ref.W_dec, ref.b_dec)):
+            np.testing.assert_allclose(mine, theirs.detach().numpy(), atol=2e-6)
+            assert not np.array_equal(mine, W_encT) or mine.shape != W_encT.shape
+
+
 def test_fit_is_deterministic_for_seed_and_threads(rng):
     X, _ = planted(rng, n=600)
     fits = [lk.SparseEncoder(n_features=40, k=3, seed=7, matryoshka=(8,)).fit(
@@ -335,3 +373,25 @@ def test_cli_demo_recovers_planted_directions(capsys):
     text = capsys.readouterr().out
     assert "planted directions (cosine > 0.9)" in text and "rows/s" in text
     assert main(["demo", "--k", "20", "--features", "16"]) == 2
+
+
+def test_version_1_file_still_loads():
+    """A file written by format version 1 (checked in) loads and encodes as it did then."""
+    from pathlib import Path
+
+    data = Path(__file__).parent / "data"
+    enc = lk.SparseEncoder.load(data / "encoder_v1.safetensors")
+    assert (enc.kind, enc.k, enc.signed, tuple(enc.matryoshka)) == ("batchtopk", 3, False, (4,))
+    want = np.load(data / "encoder_v1_expected.npz")
+    codes = enc.encode(want["X"])
+    np.testing.assert_array_equal(codes.indptr, want["indptr"])
+    np.testing.assert_array_equal(codes.indices, want["indices"])
+    np.testing.assert_allclose(codes.values, want["values"], rtol=1e-6)
+
+
+def test_fit_progress_bar_is_shown_per_epoch(rng, capsys):
+    X, _ = planted(rng, n=200)
+    lk.SparseEncoder(n_features=16, k=2).fit(X, epochs=2, patience=5, progress=True)
+    assert "fit" in capsys.readouterr().err
+    lk.SparseEncoder(n_features=16, k=2).fit(X, epochs=2, patience=5, progress=False)
+    assert capsys.readouterr().err == ""

@@ -88,6 +88,12 @@ class SparseEncoder:
         Per epoch: training loss, aux loss, validation normalized MSE, dead fraction.
     best_epoch_ : int
         The epoch whose weights were kept (early stopping restores the best state).
+
+    Notes
+    -----
+    ``encode``, ``decode`` and ``stats`` release the GIL and may run from many threads at once;
+    ``fit`` updates the weight arrays in place, so do not encode with the same object while it
+    is fitting.
     """
 
     def __init__(self, *, n_features: int = 4096, k: int = 32, kind: str = "topk",
