@@ -25,3 +25,29 @@ def test_index_every_truncation_is_caught(rng):
     for cut in range(0, len(data), 7):
         with pytest.raises(lk.FormatError):
             lk.SparseIndex.from_bytes(data[:cut])
+
+
+def small_encoder(rng):
+    X = rng.standard_normal((200, 6)).astype(np.float32)
+    return lk.SparseEncoder(n_features=8, k=2, kind="batchtopk", seed=0).fit(X, epochs=1, progress=False)
+
+
+def small_users(rng):
+    m = sp.random(40, 6, density=0.4, format="csr", dtype=np.float32, random_state=rng)
+    codes = lk.SparseCodes.from_scipy(m)
+    labels = rng.integers(0, 2, 40)
+    return lk.UserPreferences(population=lk.PreferenceModel()).fit(codes, labels, ["a", "b"] * 20)
+
+
+@pytest.mark.parametrize("make, cls", [(small_encoder, lk.SparseEncoder), (small_users, lk.UserPreferences)])
+def test_safetensors_every_byte_flip_is_caught(rng, make, cls):
+    data = make(rng).to_bytes()
+    assert type(cls.from_bytes(data)) is cls
+    for pos in range(len(data)):
+        damaged = bytearray(data)
+        damaged[pos] ^= 1 << (pos % 8)
+        with pytest.raises(lk.FormatError):
+            cls.from_bytes(bytes(damaged))
+    for cut in range(0, len(data), 5):
+        with pytest.raises(lk.FormatError):
+            cls.from_bytes(data[:cut])

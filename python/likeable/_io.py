@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import zlib
 from typing import Mapping
 
 import numpy as np
@@ -42,19 +43,10 @@ def atomic_write_bytes(path, data: bytes) -> None:
         pass
 
 
-def tensors_to_bytes(tensors: Mapping[str, np.ndarray], metadata: Mapping[str, object]) -> bytes:
-    """safetensors bytes; metadata values are JSON-encoded under one key, ``likeable``."""
-    from safetensors.numpy import save
-
-    return save({k: np.ascontiguousarray(v) for k, v in tensors.items()},
-                metadata={"likeable": json.dumps(dict(metadata), sort_keys=True)})
+_CHECKSUM_KEY = "likeable_crc32"
 
 
-def tensors_from_bytes(data: bytes, source: str = "<bytes>") -> tuple[dict[str, np.ndarray], dict]:
-    """Inverse of :func:`tensors_to_bytes`; any damage raises :class:`FormatError` naming ``source``."""
-    from safetensors import safe_open  # noqa: F401  (import check: clear error if missing)
-    from safetensors.numpy import load
-
+def _parse_header(data: bytes, source: str) -> tuple[dict, int]:
     if len(data) < 8:
         raise FormatError(f"{source}: file is too short to be safetensors ({len(data)} bytes)")
     header_len = int.from_bytes(data[:8], "little")
@@ -67,13 +59,54 @@ def tensors_from_bytes(data: bytes, source: str = "<bytes>") -> tuple[dict[str, 
         raise FormatError(f"{source}: safetensors header is not valid JSON ({exc})") from None
     if not isinstance(header, dict):
         raise FormatError(f"{source}: safetensors header is not a JSON object")
-    raw_meta = (header.get("__metadata__") or {}).get("likeable")
+    return header, 8 + header_len
+
+
+def _checksum(header: dict, payload: memoryview) -> str:
+    """CRC32 over the parsed header (minus the checksum itself) and the tensor bytes.
+
+    safetensors has no checksum of its own; this makes a flipped bit anywhere — a tensor
+    value, a shape, a metadata field — a FormatError instead of a silently different model.
+    """
+    meta = {k: v for k, v in (header.get("__metadata__") or {}).items() if k != _CHECKSUM_KEY}
+    canonical = json.dumps({**header, "__metadata__": meta}, sort_keys=True).encode()
+    return f"{zlib.crc32(payload, zlib.crc32(canonical)):08x}"
+
+
+def tensors_to_bytes(tensors: Mapping[str, np.ndarray], metadata: Mapping[str, object]) -> bytes:
+    """safetensors bytes; metadata JSON-encoded under ``likeable``, plus a CRC32 of everything."""
+    from safetensors.numpy import save
+
+    arrays = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
+    meta = {"likeable": json.dumps(dict(metadata), sort_keys=True)}
+    draft = save(arrays, metadata=meta)
+    header, data_start = _parse_header(draft, "<draft>")
+    # The tensor layout does not depend on the metadata, so the draft's checksum holds for the final file.
+    meta[_CHECKSUM_KEY] = _checksum(header, memoryview(draft)[data_start:])
+    return save(arrays, metadata=meta)
+
+
+def tensors_from_bytes(data: bytes, source: str = "<bytes>") -> tuple[dict[str, np.ndarray], dict]:
+    """Inverse of :func:`tensors_to_bytes`; any damage raises :class:`FormatError` naming ``source``."""
+    from safetensors.numpy import load
+
+    header, data_start = _parse_header(data, source)
+    stored = header.get("__metadata__") or {}
+    raw_meta = stored.get("likeable")
     if raw_meta is None:
         raise FormatError(f"{source}: no likeable metadata: not a file written by likeable")
+    unknown = set(stored) - {"likeable", _CHECKSUM_KEY}
+    if unknown:
+        raise FormatError(f"{source}: unexpected metadata keys {sorted(unknown)} (file is corrupted or foreign)")
+    checksum = stored.get(_CHECKSUM_KEY)  # absent only in files from before checksums (still read)
+    if checksum is not None and checksum != _checksum(header, memoryview(data)[data_start:]):
+        raise FormatError(f"{source}: checksum mismatch (file is corrupted)")
     try:
         metadata = json.loads(raw_meta)
     except json.JSONDecodeError as exc:
         raise FormatError(f"{source}: likeable metadata is not valid JSON ({exc})") from None
+    if not isinstance(metadata, dict):
+        raise FormatError(f"{source}: likeable metadata is not a JSON object")
     try:
         tensors = load(data)
     except Exception as exc:  # safetensors raises its own error types
