@@ -1,0 +1,21 @@
+"""The README's Python example runs as printed, and .ci/run runs the README's test command."""
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_readme_example_runs(capsys):
+    text = (ROOT / "README.md").read_text()
+    example = re.search(r"```python\n(.*?)```", text, re.S).group(1)
+    assert len(example.strip().splitlines()) <= 16
+    namespace: dict = {}
+    exec(compile(example, "README.md", "exec"), namespace)
+    assert namespace["ids"].shape == (2, 5)
+    assert "feature" not in capsys.readouterr().err
+
+
+def test_ci_runs_the_readme_test_command():
+    text = (ROOT / "README.md").read_text()
+    test_command = re.search(r"Run the tests:\n\n```bash\n(.*?)\n```", text).group(1)
+    assert test_command in (ROOT / ".ci" / "run").read_text().splitlines()
