@@ -196,6 +196,13 @@ CsrMatrix encode(const EncoderWeights& w, const float* X, std::int64_t n_rows,
                     preb.data(), nf);
         for (std::int64_t i = 0; i < nr; ++i) {
           const float* row = preb.data() + i * nf;
+          // NaN/Inf anywhere in a row of X makes its products non-finite: checking the hot tile
+          // here replaces a separate pass over all of X (a quarter of the time when M is small).
+          float poison = 0.0f;
+          for (std::int64_t j = 0; j < nf; ++j) poison += row[j] * 0.0f;
+          if (poison != poison)
+            throw InvalidArgument(concat("X contains NaN or Inf (first in row ", r0 + i,
+                                         "), or values so large their products overflow float32"));
           if (topk) {
             if (opt.is_signed)
               fold_topk<true>(row, bias + f0, nf, static_cast<std::int32_t>(f0), heaps[i]);

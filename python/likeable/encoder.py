@@ -206,7 +206,7 @@ class SparseEncoder:
             CSR rows (feature ids increasing within each row), shape ``(n, n_features)``.
         """
         self._check_fitted()
-        X = as_float32_matrix(X, "X", n_cols=self.n_dims_)
+        X = as_float32_matrix(X, "X", n_cols=self.n_dims_, check_finite=False)  # the core checks, in-tile
         k_eff, use_threshold = self._select(k)
         indptr, indices, values = _core.encoder_encode(
             X, self._W_encT, self._b_enc, self._b_dec, self._threshold, k_eff, bool(self.signed),
