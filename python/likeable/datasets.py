@@ -14,6 +14,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from ._core import FormatError
 from ._validation import check_positive_int, fspath
 
 __all__ = ["PreferenceDataset", "load", "synthetic", "ATTRIBUTE_NAMES", "SESSION_DIMENSIONS"]
@@ -184,8 +185,11 @@ def load(path: Any, format: str | None = None, columns: Mapping[str, str] | None
         raise IsADirectoryError(f"{path} is a folder, expected a data file")
     fmt = (format or _infer_format(path)).lower()
     table = _read_table(path, fmt)
-    names = table.column_names
-    data = {name: table.column(name).to_pylist() for name in names}
+    try:
+        names = table.column_names
+        data = {name: table.column(name).to_pylist() for name in names}
+    except UnicodeDecodeError as exc:  # e.g. a CSV whose bytes are not UTF-8
+        raise FormatError(f"could not read {path} as {fmt}: text is not valid UTF-8 ({exc})") from None
     columns = dict(columns or {})
     unknown = set(columns) - set(CANONICAL)
     if unknown:
@@ -229,8 +233,10 @@ def _read_table(path: str, fmt: str):
             import pyarrow.csv as pc
 
             return pc.read_csv(path)
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        raise
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError, EOFError) as exc:
-        raise ValueError(f"could not read {path} as {fmt}: {exc}") from None
+        raise FormatError(f"could not read {path} as {fmt}: {exc}") from None
     raise ValueError(f"unknown format {fmt!r}; use 'jsonl', 'parquet' or 'csv'")
 
 
