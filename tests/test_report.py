@@ -74,6 +74,11 @@ def _chromium():
     return None
 
 
+def _browser_env():
+    """The browser is not our code: keep a sanitizer run's preloaded runtimes out of it."""
+    return {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "ASAN_OPTIONS", "UBSAN_OPTIONS")}
+
+
 def test_html_renders_in_headless_chromium(tmp_path):
     browser = _chromium()
     if browser is None:
@@ -83,7 +88,7 @@ def test_html_renders_in_headless_chromium(tmp_path):
     cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
            f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1000,2400",
            f"--screenshot={shot}", f"file://{path}"]
-    subprocess.run(cmd, capture_output=True, timeout=120, check=False)
+    subprocess.run(cmd, capture_output=True, timeout=120, check=False, env=_browser_env())
     assert shot.exists() and os.path.getsize(shot) > 0
     import matplotlib.image
 
@@ -93,5 +98,5 @@ def test_html_renders_in_headless_chromium(tmp_path):
     assert blue.sum() > 500
     dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu",
                           f"--user-data-dir={tmp_path / 'profile2'}", "--dump-dom", f"file://{path}"],
-                         capture_output=True, text=True, timeout=120).stdout
+                         capture_output=True, text=True, timeout=120, env=_browser_env()).stdout
     assert "Encoder health" in dom and dom.count("<img") == 3
