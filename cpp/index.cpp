@@ -93,9 +93,12 @@ std::size_t select_mass_prefix(Item* items, std::size_t n, double target, MassFn
 }  // namespace
 
 // Per-thread buffers, grown on demand and cached for the thread's life, so a search call does
-// not allocate per query. Invariant between queries: `scores`, `q_dense` and `visited` are zero.
+// not allocate per query. Invariant between queries: `scores`, `seen`, `q_dense` and `visited` are
+// zero and `touched` is empty.
 struct SparseIndex::Scratch {
   std::vector<float> scores;
+  std::vector<std::uint8_t> seen;       // exact mode: rows touched by this query (scatter path)
+  std::vector<std::int32_t> touched;
   std::vector<float> q_dense;
   std::vector<std::uint64_t> visited;
   std::vector<std::int32_t> visited_rows;
@@ -106,7 +109,10 @@ struct SparseIndex::Scratch {
   std::vector<std::pair<float, std::int64_t>> block_order;
 
   void reserve(std::int64_t n_rows, std::int64_t n_cols, bool exact, std::int64_t k) {
-    if (exact && scores.size() < static_cast<std::size_t>(n_rows)) scores.resize(n_rows, 0.0f);
+    if (exact && scores.size() < static_cast<std::size_t>(n_rows)) {
+      scores.resize(n_rows, 0.0f);
+      seen.resize(n_rows, 0);
+    }
     if (q_dense.size() < static_cast<std::size_t>(n_cols)) q_dense.resize(n_cols, 0.0f);
     if (!exact && visited.size() < static_cast<std::size_t>(n_rows / 64 + 1)) visited.resize(n_rows / 64 + 1, 0);
     heap.reserve(k);
@@ -525,29 +531,59 @@ void SparseIndex::search_exact_one(const std::int32_t* q_idx, const float* q_val
   float* acc = s.scores.data();
   std::int64_t scatter_cost = 0;
   for (std::int64_t i = 0; i < q_nnz; ++i) scatter_cost += col_nnz_[q_idx[i]];
+  TopK top{&s.heap, static_cast<std::size_t>(k)};
   if (scatter_cost <= nnz() / 2) {
-    // Few postings touched: scatter-accumulate the query's columns.
+    // Few postings touched: scatter-accumulate the query's columns, remembering which rows were
+    // touched so that the top-k scan and the reset visit those rows only, not all n_rows.
+    std::uint8_t* seen = s.seen.data();
+    std::vector<std::int32_t>& touched = s.touched;
     for (std::int64_t i = 0; i < q_nnz; ++i) {
       const float w = q_val[i];
       const std::int32_t j = q_idx[i];
-      for (std::int64_t p = col_ptr_[j]; p < col_ptr_[j + 1]; ++p) acc[col_rows_[p]] += w * col_values_[p];
+      for (std::int64_t p = col_ptr_[j]; p < col_ptr_[j + 1]; ++p) {
+        const std::int32_t r = col_rows_[p];
+        if (!seen[r]) {
+          seen[r] = 1;
+          touched.push_back(r);
+        }
+        acc[r] += w * col_values_[p];
+      }
     }
+    // Rows scoring exactly 0 (untouched, or cancelled) are all equal: the best of them are the
+    // lowest ids, added below only when they can reach the top k.
+    for (std::int32_t r : touched) {
+      const float v = acc[r];
+      if (v != 0.0f && (!top.full() || better(Hit{v, r}, top.worst()))) top.push(v, r);
+    }
+    if (!top.full() || top.worst().score < 0.0f) {
+      std::int64_t added = 0;
+      for (std::int64_t r = 0; r < n_rows_ && added < k; ++r) {
+        if (acc[r] == 0.0f) {
+          top.push(0.0f, r);
+          ++added;
+        }
+      }
+    }
+    for (std::int32_t r : touched) {
+      acc[r] = 0.0f;
+      seen[r] = 0;
+    }
+    touched.clear();
   } else {
     // A dense-ish query: one pass over the forward index, gathering query weights.
     float* q = s.q_dense.data();
     for (std::int64_t i = 0; i < q_nnz; ++i) q[q_idx[i]] += q_val[i];
     for (std::int64_t r = 0; r < n_rows_; ++r) acc[r] = row_dot(r, q);
     for (std::int64_t i = 0; i < q_nnz; ++i) q[q_idx[i]] = 0.0f;
-  }
-  TopK top{&s.heap, static_cast<std::size_t>(k)};
-  std::int64_t r = 0;
-  for (; r < n_rows_ && !top.full(); ++r) top.push(acc[r], r);
-  for (; r < n_rows_; ++r) {
-    // Rows come in ascending order, so an equal score never displaces the current k-th.
-    if (acc[r] > top.worst().score) top.push(acc[r], r);
+    std::int64_t r = 0;
+    for (; r < n_rows_ && !top.full(); ++r) top.push(acc[r], r);
+    for (; r < n_rows_; ++r) {
+      // Rows come in ascending order, so an equal score never displaces the current k-th.
+      if (acc[r] > top.worst().score) top.push(acc[r], r);
+    }
+    std::memset(acc, 0, sizeof(float) * static_cast<std::size_t>(n_rows_));
   }
   top.write(ids, scores);
-  std::memset(acc, 0, sizeof(float) * static_cast<std::size_t>(n_rows_));
 }
 
 void SparseIndex::search_approx_one(const std::int32_t* q_idx, const float* q_val, std::int64_t q_nnz, Scratch& s,

@@ -103,6 +103,27 @@ def test_exact_float_data_and_both_kernels(rng, signed):
             assert recall_at_k(ids, want_ids) > 0.95
 
 
+@pytest.mark.parametrize("signed", [False, True])
+def test_exact_scatter_path_few_touched_rows(rng, signed):
+    # Queries of one or two features touch fewer rows than k: the untouched rows (score 0, lowest
+    # ids first) must fill the top k, and beat negative scores; cancelled sums count as 0 too.
+    codes, dense = random_codes(rng, 400, 200, density=0.02, signed=signed, integer=True)
+    q = np.zeros((6, 200), np.float32)
+    q[0, 3] = 2
+    q[1, [5, 7]] = [1, -1] if signed else [1, 1]
+    q[2, 11] = -3 if signed else 3
+    q[4, [0, 199]] = [-1, -2] if signed else [1, 2]
+    q[5, 17] = 1
+    q[5, 17 + 1] = -1 if signed else 1
+    index = lk.SparseIndex(codes, approximate=False)
+    for k in (1, 5, 40, 450):
+        want_ids, want_scores = reference_search(dense, q, k)
+        for _ in range(2):  # twice: the per-thread buffers must be clean after each query
+            ids, scores = index.search(lk.SparseCodes.from_dense(q), k=k)
+            np.testing.assert_array_equal(ids, want_ids)
+            np.testing.assert_array_equal(scores, want_scores.astype(np.float32))
+
+
 def test_brute_force_reference_matches_numpy(rng):
     codes, dense = random_codes(rng, 50, 20, density=0.3, signed=True, integer=True)
     q = random_codes(rng, 4, 20, density=0.5, signed=True, integer=True)[1]
