@@ -597,14 +597,21 @@ inline float SparseIndex::rescore(std::int64_t row, const float* q_dense) const 
 }
 
 inline void SparseIndex::prefetch_row(std::int64_t row) const {
-  const std::int64_t at = fwd_indptr_[row];
+  // Every cache line of the row, not just the first: a row of ~100 entries spans several lines
+  // of each array, and the hardware prefetcher only catches on after the first misses.
+  const std::int64_t b = fwd_indptr_[row], e = fwd_indptr_[row + 1];
   if (compact_) {
-    if (n_cols_ <= 65536) __builtin_prefetch(fwd_ids16_ + at);
-    else __builtin_prefetch(fwd_indices_ + at);
-    __builtin_prefetch(fwd_half_ + at);
+    const char* ids = n_cols_ <= 65536 ? reinterpret_cast<const char*>(fwd_ids16_ + b)
+                                       : reinterpret_cast<const char*>(fwd_indices_ + b);
+    const std::int64_t id_bytes = (e - b) * (n_cols_ <= 65536 ? 2 : 4);
+    for (std::int64_t off = 0; off < id_bytes; off += 64) __builtin_prefetch(ids + off);
+    const char* half = reinterpret_cast<const char*>(fwd_half_ + b);
+    for (std::int64_t off = 0; off < (e - b) * 2; off += 64) __builtin_prefetch(half + off);
   } else {
-    __builtin_prefetch(fwd_indices_ + at);
-    __builtin_prefetch(fwd_values_ + at);
+    for (std::int64_t p = b; p < e; p += 16) {
+      __builtin_prefetch(fwd_indices_ + p);
+      __builtin_prefetch(fwd_values_ + p);
+    }
   }
 }
 
@@ -746,7 +753,7 @@ void SparseIndex::search_approx_one(const std::int32_t* q_idx, const float* q_va
       const std::int64_t p_end = block_row_ptr_[blk + 1];
       for (std::int64_t p = block_row_ptr_[blk]; p < p_end; ++p) {
         const std::int32_t r = post_rows_[p];
-        if (p + 2 < p_end) prefetch_row(post_rows_[p + 2]);  // rows of a block are scattered: fetch ahead
+        if (p + 3 < p_end) prefetch_row(post_rows_[p + 3]);  // rows of a block are scattered: fetch ahead
         std::uint64_t& word = s.visited[r >> 6];
         const std::uint64_t bit = std::uint64_t{1} << (r & 63);
         if (word & bit) continue;
