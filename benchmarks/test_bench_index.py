@@ -2,10 +2,9 @@
 
 Two corpora, both libraries built on the same data in the same run:
 
-1. ``hh``: sparse codes of HH-RLHF responses (MiniLM ONNX embeddings from ../shared). Until
-   likeable.SparseEncoder lands on this branch the codes come from a stand-in encoder: the
-   ReLU'd cosine of each embedding with 2,048 dictionary atoms (embeddings of random responses),
-   top-32 per row. Skipped with a reason when ../shared is absent.
+1. ``hh``: sparse codes of HH-RLHF responses from our own ``likeable.SparseEncoder``
+   (n_features=2048, k=32, TopK, fit for 5 epochs on MiniLM ONNX embeddings from ../shared;
+   encoder cached under .likeable-cache). Skipped with a reason when ../shared is absent.
 2. ``synthetic``: clustered rows over 30k features, ~120 non-zeros per row, 1,000 queries of
    ~40 non-zeros. ``LIKEABLE_BENCH_INDEX_ROWS`` sets the row count: default 50,000, to fit a
    shared 2-core machine; the issue's full size is ``LIKEABLE_BENCH_INDEX_ROWS=1000000``, which
@@ -122,15 +121,18 @@ def minilm_embeddings(texts):
     return out
 
 
-def stand_in_codes(emb, n_atoms=2048, k=32, seed=0):
-    """Stand-in for likeable.SparseEncoder (not on this branch yet): top-k ReLU'd cosines."""
-    rng = np.random.default_rng(seed)
-    atoms = emb[rng.choice(len(emb), n_atoms, replace=False)]
-    pre = np.maximum(emb @ atoms.T - 0.2, 0)
-    top = np.argpartition(-pre, k, axis=1)[:, :k]
-    dense = np.zeros_like(pre)
-    np.put_along_axis(dense, top, np.take_along_axis(pre, top, axis=1), axis=1)
-    return lk.SparseCodes.from_dense(dense)
+def encoder_codes(emb, n_features=2048, k=32, epochs=5, seed=0):
+    """Sparse codes from our own ``likeable.SparseEncoder`` (TopK, fit for a few epochs on the
+    MiniLM embeddings); the fitted encoder is cached on disk so reruns encode only."""
+    CACHE.mkdir(exist_ok=True)
+    cache = CACHE / f"hh_encoder_{len(emb)}_{n_features}_{k}_{epochs}_{seed}.lkenc"
+    if cache.exists():
+        encoder = lk.SparseEncoder.load(cache)
+    else:
+        encoder = lk.SparseEncoder(n_features=n_features, k=k, kind="topk", seed=seed)
+        encoder.fit(emb, epochs=epochs, progress=False)
+        encoder.save(cache)
+    return encoder.encode(emb)
 
 
 # --- the two libraries -------------------------------------------------------------------------
@@ -235,7 +237,7 @@ def synthetic():
 @pytest.fixture(scope="module")
 def hh():
     emb = minilm_embeddings(hh_responses())
-    codes = stand_in_codes(emb)
+    codes = encoder_codes(emb)
     rng = np.random.default_rng(1)
     held_out = rng.permutation(len(emb))
     queries, corpus = codes[np.sort(held_out[:500])], codes[np.sort(held_out[500:])]

@@ -11,7 +11,9 @@ namespace likeable {
 
 namespace {
 
-constexpr std::uint32_t kIndexVersion = 1;
+// 2: approximate indexes store the compact forward index (fwd_half, fwd_row_scale, u16
+// fwd_indices when n_cols <= 65536). Version-1 files (float32 forward index) still load.
+constexpr std::uint32_t kIndexVersion = 2;
 constexpr const char* kIndexKind = "SIDX";
 
 struct Hit {
@@ -90,12 +92,53 @@ std::size_t select_mass_prefix(Item* items, std::size_t n, double target, MassFn
   return lo;
 }
 
+// IEEE binary16 conversions, hand-written because the portable build has no F16C instructions
+// and a library call per value would cost more than the memory traffic it saves.
+// Round to nearest even (F. Giesen's float_to_half_fast3_rtne); |f| < 65504 assumed.
+inline std::uint16_t float_to_half(float f) {
+  std::uint32_t x;
+  std::memcpy(&x, &f, 4);
+  const std::uint32_t sign = x & 0x80000000u;
+  x ^= sign;
+  std::uint16_t out;
+  if (x < 0x38800000u) {  // below 2^-14: a half subnormal (or zero); let the FPU round it
+    float t;
+    std::memcpy(&t, &x, 4);
+    t += 0.5f;
+    std::uint32_t tb;
+    std::memcpy(&tb, &t, 4);
+    out = static_cast<std::uint16_t>(tb - 0x3f000000u);
+  } else {
+    const std::uint32_t mant_odd = (x >> 13) & 1u;
+    x += (static_cast<std::uint32_t>(15 - 127) << 23) + 0xfffu;
+    x += mant_odd;
+    out = static_cast<std::uint16_t>(x >> 13);
+  }
+  return static_cast<std::uint16_t>(out | (sign >> 16));
+}
+// Exact for every finite half: move the bits into float32 and rebias the exponent by 2^112
+// (which also normalises subnormals).
+inline float half_to_float(std::uint16_t h) {
+  const std::uint32_t bits = (static_cast<std::uint32_t>(h & 0x8000u) << 16) | (static_cast<std::uint32_t>(h & 0x7fffu) << 13);
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f * 0x1p112f;
+}
+
+template <class Id>
+inline float half_dot(const Id* ids, const std::uint16_t* half, std::int64_t b, std::int64_t e, const float* q) {
+  float acc = 0;
+  for (std::int64_t p = b; p < e; ++p) acc += q[ids[p]] * half_to_float(half[p]);
+  return acc;
+}
+
 }  // namespace
 
 // Per-thread buffers, grown on demand and cached for the thread's life, so a search call does
 // not allocate per query. Invariant between queries: `scores`, `q_dense` and `visited` are zero.
 struct SparseIndex::Scratch {
   std::vector<float> scores;
+  std::vector<std::int32_t> touched;  // exact mode: rows touched by this query (scatter path)
   std::vector<float> q_dense;
   std::vector<std::uint64_t> visited;
   std::vector<std::int32_t> visited_rows;
@@ -146,6 +189,34 @@ SparseIndex::SparseIndex(const CsrView& codes, const IndexParams& params) : para
     owned_->col_rows = std::move(col_rows);
     owned_->col_values = std::move(col_values);
   }
+  point_at_owned();
+  if (approximate_) compact_forward();
+}
+
+void SparseIndex::compact_forward() {
+  auto& o = *owned_;
+  const std::int64_t n_nnz = nnz();
+  const bool narrow = n_cols_ <= 65536;
+  o.fwd_row_scale.assign(n_rows_, 1.0f);
+  o.fwd_half.resize(n_nnz);
+  if (narrow) o.fwd_ids16.resize(n_nnz);
+  parallel_for(n_rows_, 4096, params_.threads, [&](std::int64_t begin, std::int64_t end, int) {
+    for (std::int64_t r = begin; r < end; ++r) {
+      float largest = 0;
+      for (std::int64_t p = o.fwd_indptr[r]; p < o.fwd_indptr[r + 1]; ++p) largest = std::max(largest, std::fabs(o.fwd_values[p]));
+      int exponent = 0;
+      if (largest > 0) std::frexp(largest, &exponent);  // largest = m * 2^exponent, m in [0.5, 1)
+      const float scale = largest > 0 ? std::ldexp(1.0f, std::min(exponent, 127)) : 1.0f;
+      o.fwd_row_scale[r] = scale;
+      for (std::int64_t p = o.fwd_indptr[r]; p < o.fwd_indptr[r + 1]; ++p) {
+        o.fwd_half[p] = float_to_half(o.fwd_values[p] / scale);
+        if (narrow) o.fwd_ids16[p] = static_cast<std::uint16_t>(o.fwd_indices[p]);
+      }
+    }
+  });
+  std::vector<float>().swap(o.fwd_values);
+  if (narrow) std::vector<std::int32_t>().swap(o.fwd_indices);
+  compact_ = true;
   point_at_owned();
 }
 
@@ -477,9 +548,13 @@ void SparseIndex::build_blocks(const std::vector<std::int64_t>& col_ptr, const s
 
 void SparseIndex::point_at_owned() {
   auto& o = *owned_;
+  const bool narrow = n_cols_ <= 65536;
   fwd_indptr_ = o.fwd_indptr.data();
-  fwd_indices_ = o.fwd_indices.data();
-  fwd_values_ = o.fwd_values.data();
+  fwd_indices_ = compact_ && narrow ? nullptr : o.fwd_indices.data();
+  fwd_values_ = compact_ ? nullptr : o.fwd_values.data();
+  fwd_ids16_ = compact_ && narrow ? o.fwd_ids16.data() : nullptr;
+  fwd_half_ = compact_ ? o.fwd_half.data() : nullptr;
+  fwd_row_scale_ = compact_ ? o.fwd_row_scale.data() : nullptr;
   col_nnz_ = o.col_nnz.data();
   if (!approximate_) {
     col_ptr_ = o.col_ptr.data();
@@ -513,7 +588,46 @@ inline float SparseIndex::row_dot(std::int64_t row, const float* q_dense) const 
   return acc;
 }
 
+inline float SparseIndex::rescore(std::int64_t row, const float* q_dense) const {
+  if (!compact_) return row_dot(row, q_dense);
+  const std::int64_t b = fwd_indptr_[row], e = fwd_indptr_[row + 1];
+  const float acc = n_cols_ <= 65536 ? half_dot(fwd_ids16_, fwd_half_, b, e, q_dense)
+                                     : half_dot(fwd_indices_, fwd_half_, b, e, q_dense);
+  return acc * fwd_row_scale_[row];
+}
+
+inline void SparseIndex::prefetch_row(std::int64_t row) const {
+  // Every cache line of the row, not just the first: a row of ~100 entries spans several lines
+  // of each array, and the hardware prefetcher only catches on after the first misses.
+  const std::int64_t b = fwd_indptr_[row], e = fwd_indptr_[row + 1];
+  if (compact_) {
+    const char* ids = n_cols_ <= 65536 ? reinterpret_cast<const char*>(fwd_ids16_ + b)
+                                       : reinterpret_cast<const char*>(fwd_indices_ + b);
+    const std::int64_t id_bytes = (e - b) * (n_cols_ <= 65536 ? 2 : 4);
+    for (std::int64_t off = 0; off < id_bytes; off += 64) __builtin_prefetch(ids + off);
+    const char* half = reinterpret_cast<const char*>(fwd_half_ + b);
+    for (std::int64_t off = 0; off < (e - b) * 2; off += 64) __builtin_prefetch(half + off);
+  } else {
+    for (std::int64_t p = b; p < e; p += 16) {
+      __builtin_prefetch(fwd_indices_ + p);
+      __builtin_prefetch(fwd_values_ + p);
+    }
+  }
+}
+
 float SparseIndex::value_at(std::int64_t row, std::int32_t feature) const {
+  if (compact_) {
+    const std::int64_t b = fwd_indptr_[row], e = fwd_indptr_[row + 1];
+    std::int64_t at = -1;
+    if (n_cols_ <= 65536) {
+      const std::uint16_t* it = std::lower_bound(fwd_ids16_ + b, fwd_ids16_ + e, static_cast<std::uint16_t>(feature));
+      if (it != fwd_ids16_ + e && *it == feature) at = it - fwd_ids16_;
+    } else {
+      const std::int32_t* it = std::lower_bound(fwd_indices_ + b, fwd_indices_ + e, feature);
+      if (it != fwd_indices_ + e && *it == feature) at = it - fwd_indices_;
+    }
+    return at < 0 ? 0.0f : half_to_float(fwd_half_[at]) * fwd_row_scale_[row];
+  }
   const std::int32_t* b = fwd_indices_ + fwd_indptr_[row];
   const std::int32_t* e = fwd_indices_ + fwd_indptr_[row + 1];
   const std::int32_t* it = std::lower_bound(b, e, feature);
@@ -525,29 +639,65 @@ void SparseIndex::search_exact_one(const std::int32_t* q_idx, const float* q_val
   float* acc = s.scores.data();
   std::int64_t scatter_cost = 0;
   for (std::int64_t i = 0; i < q_nnz; ++i) scatter_cost += col_nnz_[q_idx[i]];
+  TopK top{&s.heap, static_cast<std::size_t>(k)};
   if (scatter_cost <= nnz() / 2) {
-    // Few postings touched: scatter-accumulate the query's columns.
+    // Few postings touched: scatter-accumulate the query's columns, listing each row on its first
+    // touch (its sum is still 0) so that the top-k scan and the reset visit those rows only, not
+    // all n_rows. A sum that cancels to exactly 0 and moves again lists its row twice: the scan
+    // below marks rows it has taken with NaN, so a second listing is skipped.
+    if (s.touched.size() < static_cast<std::size_t>(scatter_cost)) s.touched.resize(scatter_cost);
+    std::int32_t* touched = s.touched.data();
+    std::int64_t n_touched = 0;
+    const std::int64_t* col_ptr = col_ptr_;
+    const std::int32_t* col_rows = col_rows_;
+    const float* col_values = col_values_;
     for (std::int64_t i = 0; i < q_nnz; ++i) {
       const float w = q_val[i];
       const std::int32_t j = q_idx[i];
-      for (std::int64_t p = col_ptr_[j]; p < col_ptr_[j + 1]; ++p) acc[col_rows_[p]] += w * col_values_[p];
+      const std::int64_t p_end = col_ptr[j + 1];
+      for (std::int64_t p = col_ptr[j]; p < p_end; ++p) {
+        const std::int32_t r = col_rows[p];
+        const float before = acc[r];
+        touched[n_touched] = r;
+        n_touched += before == 0.0f;  // branch-free append
+        acc[r] = before + w * col_values[p];
+      }
     }
+    const float taken = std::numeric_limits<float>::quiet_NaN();
+    for (std::int64_t t = 0; t < n_touched; ++t) {
+      const std::int32_t r = touched[t];
+      const float v = acc[r];
+      if (v == 0.0f || v != v) continue;  // a zero (handled below) or already taken
+      if (!top.full() || better(Hit{v, r}, top.worst())) top.push(v, r);
+      acc[r] = taken;
+    }
+    // Rows scoring exactly 0 (untouched, or cancelled) are all equal: the best of them are the
+    // lowest ids, added only when they can reach the top k.
+    if (!top.full() || top.worst().score < 0.0f) {
+      std::int64_t added = 0;
+      for (std::int64_t r = 0; r < n_rows_ && added < k; ++r) {
+        if (acc[r] == 0.0f) {
+          top.push(0.0f, r);
+          ++added;
+        }
+      }
+    }
+    for (std::int64_t t = 0; t < n_touched; ++t) acc[touched[t]] = 0.0f;
   } else {
     // A dense-ish query: one pass over the forward index, gathering query weights.
     float* q = s.q_dense.data();
     for (std::int64_t i = 0; i < q_nnz; ++i) q[q_idx[i]] += q_val[i];
     for (std::int64_t r = 0; r < n_rows_; ++r) acc[r] = row_dot(r, q);
     for (std::int64_t i = 0; i < q_nnz; ++i) q[q_idx[i]] = 0.0f;
-  }
-  TopK top{&s.heap, static_cast<std::size_t>(k)};
-  std::int64_t r = 0;
-  for (; r < n_rows_ && !top.full(); ++r) top.push(acc[r], r);
-  for (; r < n_rows_; ++r) {
-    // Rows come in ascending order, so an equal score never displaces the current k-th.
-    if (acc[r] > top.worst().score) top.push(acc[r], r);
+    std::int64_t r = 0;
+    for (; r < n_rows_ && !top.full(); ++r) top.push(acc[r], r);
+    for (; r < n_rows_; ++r) {
+      // Rows come in ascending order, so an equal score never displaces the current k-th.
+      if (acc[r] > top.worst().score) top.push(acc[r], r);
+    }
+    std::memset(acc, 0, sizeof(float) * static_cast<std::size_t>(n_rows_));
   }
   top.write(ids, scores);
-  std::memset(acc, 0, sizeof(float) * static_cast<std::size_t>(n_rows_));
 }
 
 void SparseIndex::search_approx_one(const std::int32_t* q_idx, const float* q_val, std::int64_t q_nnz, Scratch& s,
@@ -600,20 +750,23 @@ void SparseIndex::search_approx_one(const std::int32_t* q_idx, const float* q_va
         const float threshold = kth >= 0 ? kth * hf : kth / hf;
         if (bound < threshold) break;  // blocks come in descending bound: the rest fail too
       }
+      // Two passes over the block: first claim its unvisited rows and prefetch all of them, so
+      // their (scattered) cache misses overlap, then re-score them. Blocks hold ~10 rows: a
+      // fixed prefetch distance would leave each block's first rows unfetched.
+      const std::size_t first = s.visited_rows.size();
       const std::int64_t p_end = block_row_ptr_[blk + 1];
       for (std::int64_t p = block_row_ptr_[blk]; p < p_end; ++p) {
         const std::int32_t r = post_rows_[p];
-        if (p + 2 < p_end) {  // rows of a block are scattered in memory: fetch ahead of use
-          const std::int64_t ahead = fwd_indptr_[post_rows_[p + 2]];
-          __builtin_prefetch(fwd_indices_ + ahead);
-          __builtin_prefetch(fwd_values_ + ahead);
-        }
         std::uint64_t& word = s.visited[r >> 6];
         const std::uint64_t bit = std::uint64_t{1} << (r & 63);
         if (word & bit) continue;
         word |= bit;
         s.visited_rows.push_back(r);
-        top.push(row_dot(r, q), r);
+        prefetch_row(r);
+      }
+      for (std::size_t i = first; i < s.visited_rows.size(); ++i) {
+        const std::int32_t r = s.visited_rows[i];
+        top.push(rescore(r, q), r);
       }
     }
   }
@@ -716,8 +869,15 @@ io::SectionWriter SparseIndex::writer(std::vector<std::int64_t>& meta, std::vect
   w.add("meta", meta);
   w.add("params", fparams);
   w.add("fwd_indptr", fwd_indptr_, n_rows_ + 1);
-  w.add("fwd_indices", fwd_indices_, nnz());
-  w.add("fwd_values", fwd_values_, nnz());
+  if (compact_) {
+    if (n_cols_ <= 65536) w.add("fwd_indices", fwd_ids16_, nnz());
+    else w.add("fwd_indices", fwd_indices_, nnz());
+    w.add("fwd_half", fwd_half_, nnz());
+    w.add("fwd_row_scale", fwd_row_scale_, n_rows_);
+  } else {
+    w.add("fwd_indices", fwd_indices_, nnz());
+    w.add("fwd_values", fwd_values_, nnz());
+  }
   w.add("col_nnz", col_nnz_, n_cols_);
   if (!approximate_) {
     w.add("col_ptr", col_ptr_, n_cols_ + 1);
@@ -800,11 +960,26 @@ std::shared_ptr<SparseIndex> SparseIndex::load(std::shared_ptr<io::Buffer> buffe
   // Structure is checked as well as checksums: a file that passes both cannot make search read
   // outside its arrays (O(size of the index), a fraction of the checksum pass).
   idx->fwd_indptr_ = rd.get<std::int64_t>("fwd_indptr", n_rows + 1);
-  const std::int64_t nnz = static_cast<std::int64_t>(rd.count<std::int32_t>("fwd_indices"));
+  // Version 2 approximate indexes hold the compact forward index; anything else float32.
+  idx->compact_ = idx->approximate_ && rd.has("fwd_half");
+  const std::int64_t nnz = static_cast<std::int64_t>(idx->compact_ ? rd.count<std::uint16_t>("fwd_half")
+                                                                    : rd.count<float>("fwd_values"));
   check_monotone(idx->fwd_indptr_, n_rows, nnz, source, "fwd_indptr");
-  idx->fwd_indices_ = rd.get<std::int32_t>("fwd_indices", nnz);
-  idx->fwd_values_ = rd.get<float>("fwd_values", nnz);
-  check_ids(idx->fwd_indices_, nnz, n_cols, source, "fwd_indices");
+  if (idx->compact_) {
+    if (n_cols <= 65536) {
+      idx->fwd_ids16_ = rd.get<std::uint16_t>("fwd_indices", nnz);
+      check_ids(idx->fwd_ids16_, nnz, n_cols, source, "fwd_indices");
+    } else {
+      idx->fwd_indices_ = rd.get<std::int32_t>("fwd_indices", nnz);
+      check_ids(idx->fwd_indices_, nnz, n_cols, source, "fwd_indices");
+    }
+    idx->fwd_half_ = rd.get<std::uint16_t>("fwd_half", nnz);
+    idx->fwd_row_scale_ = rd.get<float>("fwd_row_scale", n_rows);
+  } else {
+    idx->fwd_indices_ = rd.get<std::int32_t>("fwd_indices", nnz);
+    idx->fwd_values_ = rd.get<float>("fwd_values", nnz);
+    check_ids(idx->fwd_indices_, nnz, n_cols, source, "fwd_indices");
+  }
   idx->col_nnz_ = rd.get<std::int64_t>("col_nnz", n_cols);
   if (!idx->approximate_) {
     idx->col_ptr_ = rd.get<std::int64_t>("col_ptr", n_cols + 1);

@@ -84,7 +84,10 @@ class SparseIndex {
   io::SectionWriter writer(std::vector<std::int64_t>& meta, std::vector<double>& fparams) const;
   void point_at_owned();
 
+  void compact_forward();
   float row_dot(std::int64_t row, const float* q_dense) const;
+  float rescore(std::int64_t row, const float* q_dense) const;
+  void prefetch_row(std::int64_t row) const;
   float value_at(std::int64_t row, std::int32_t feature) const;
 
   struct Scratch;
@@ -96,14 +99,24 @@ class SparseIndex {
   IndexParams params_;
   bool approximate_ = true;
   bool signed_ = false;
+  bool compact_ = false;  // forward index in the compact layout (see below)
   std::int64_t n_rows_ = 0;
   std::int64_t n_cols_ = 0;
   std::int64_t n_blocks_ = 0;
 
-  // Forward index (rows sorted by feature id, duplicates summed): exact re-scoring.
+  // Forward index (rows sorted by feature id, duplicates summed): re-scoring. Exact mode (and
+  // approximate indexes from version-1 files) keep int32 ids and float32 values. Approximate
+  // mode keeps a compact copy instead, half the bytes per entry, because re-scoring scattered
+  // rows is memory-latency bound: u16 ids when n_cols <= 65536 (else int32 in fwd_indices_) and
+  // IEEE half values of x / s_r, with s_r a power of two per row (so the division is exact and
+  // |x / s_r| < 1: no overflow; small integers stay exact). Relative error <= 2^-11 of the
+  // row's largest |x|.
   const std::int64_t* fwd_indptr_ = nullptr;
   const std::int32_t* fwd_indices_ = nullptr;
   const float* fwd_values_ = nullptr;
+  const std::uint16_t* fwd_ids16_ = nullptr;
+  const std::uint16_t* fwd_half_ = nullptr;
+  const float* fwd_row_scale_ = nullptr;
   // Exact mode: every column (rows ascending).
   const std::int64_t* col_ptr_ = nullptr;
   const std::int32_t* col_rows_ = nullptr;
@@ -126,8 +139,8 @@ class SparseIndex {
   struct Owned {
     std::vector<std::int64_t> fwd_indptr, col_ptr, col_nnz, list_block_ptr, block_row_ptr, block_sum_ptr;
     std::vector<std::int32_t> fwd_indices, col_rows, post_rows, sum_features32;
-    std::vector<std::uint16_t> sum_features16;
-    std::vector<float> fwd_values, col_values, block_hi_scale, block_lo_scale;
+    std::vector<std::uint16_t> sum_features16, fwd_ids16, fwd_half;
+    std::vector<float> fwd_row_scale, fwd_values, col_values, block_hi_scale, block_lo_scale;
     std::vector<std::uint8_t> sum_hi, sum_lo;
   };
   std::shared_ptr<Owned> owned_;

@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 
+import likeable as lk
 from likeable import datasets
 from likeable.simulate import FixedPolicy, RandomPolicy, simulate_sessions, simulated_user_weights
 
@@ -135,3 +136,19 @@ def test_mean_user_auc_matches_per_user_loop(rng):
     assert "small" not in kept
     assert _mean_user_auc(y, s, u, 10) == pytest.approx(np.mean([auc(y[u == k], s[u == k]) for k in kept]))
     assert np.isnan(_mean_user_auc(y[:0], s[:0], u[:0], 1))
+
+
+def test_two_objective_users_gain_from_personalization(request, capsys):
+    """Real data, two users with conflicting goals: the per-user models beat the population's."""
+    from conftest import shared_path
+
+    data = lk.datasets.load(shared_path("data", "hh_rlhf_two_objectives_test.jsonl.gz"))
+    embedder = lk.OnnxEmbedder(shared_path("models", "all-MiniLM-L6-v2"),
+                               cache_dir=request.config.cache.mkdir("likeable-minilm"))
+    report = lk.evaluate(data, embedder=embedder, config=lk.EvalConfig(progress=False))
+    result = report.to_json()["personalization"]
+    with capsys.disabled():
+        print(f"\n[two objectives, protocol] population AUC {result['population_auc']:.3f}, per-user "
+              f"{result['per_user_auc']:.3f}, shrunk {result['shrunk_auc']:.3f}, drift {result['drift_auc']:.3f}")
+    assert result["per_user_auc"] > result["population_auc"] + 0.05
+    assert result["shrunk_auc"] > result["population_auc"] + 0.05

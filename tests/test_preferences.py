@@ -407,8 +407,8 @@ def test_drift_weights_match_numpy(rng):
 
 
 # --- real data: two users with conflicting goals (../shared; skipped where absent) ----------------
-# Responses are embedded with the MiniLM ONNX model (mean pooling, L2 normalised) and cached under
-# the pytest cache, so only the first run pays (~30 s for 8,086 responses on 2 cores).
+# Responses are embedded with the MiniLM ONNX model through likeable.OnnxEmbedder, cached under the
+# pytest cache, so only the first run pays (~30 s for 8,086 responses on 2 idle cores).
 def read_two_objectives(path):
     """Small local reader: (responses_a, responses_b, labels, user ids)."""
     a, b, labels, users = [], [], [], []
@@ -426,41 +426,15 @@ def read_two_objectives(path):
     return a, b, np.asarray(labels), users
 
 
-def embed_minilm(texts, model_dir, batch_size=64):
-    import onnxruntime as ort
-    from tokenizers import Tokenizer
-
-    tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-    tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
-    tokenizer.enable_truncation(256)
-    session = ort.InferenceSession(str(model_dir / "model.onnx"), providers=["CPUExecutionProvider"])
-    order = np.argsort([len(t) for t in texts])  # similar lengths per batch: less padding
-    out = np.zeros((len(texts), 384), np.float32)
-    for start in range(0, len(texts), batch_size):
-        rows = order[start:start + batch_size]
-        enc = tokenizer.encode_batch([texts[i] for i in rows])
-        ids = np.array([e.ids for e in enc], np.int64)
-        mask = np.array([e.attention_mask for e in enc], np.int64)
-        hidden = session.run(None, {"input_ids": ids, "attention_mask": mask,
-                                    "token_type_ids": np.zeros_like(ids)})[0]
-        pooled = (hidden * mask[..., None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1)
-        out[rows] = pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
-    return out
-
-
 @pytest.fixture(scope="module")
 def two_objectives(request):
     data = shared_path("data", "hh_rlhf_two_objectives_test.jsonl.gz")
     model_dir = shared_path("models", "all-MiniLM-L6-v2")
     a, b, labels, users = read_two_objectives(data)
-    cache = request.config.cache.mkdir("likeable-prefs-minilm") / "two_objectives_v1.npz"
-    if cache.exists():
-        stored = np.load(cache)
-        ea, eb = stored["a"], stored["b"]
-    else:
-        emb = embed_minilm(a + b, model_dir)
-        ea, eb = emb[:len(a)], emb[len(a):]
-        np.savez(cache, a=ea, b=eb)
+    # the same on-disk embedding cache as the protocol's two-objective test: one embedding pass
+    embedder = lk.OnnxEmbedder(model_dir, cache_dir=request.config.cache.mkdir("likeable-minilm"))
+    emb = embedder.embed(a + b)
+    ea, eb = emb[:len(a)], emb[len(a):]
     assert ea.shape == (len(labels), 384)
     return ea, eb, labels, np.asarray(users)
 

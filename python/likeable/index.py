@@ -45,6 +45,13 @@ class SparseIndex:
 
     Notes
     -----
+    Exact mode stores values as float32 and returns exact float32 scores. Approximate mode
+    re-scores candidates from a compact forward index (half the bytes: u16 feature ids when
+    ``n_features <= 65536``, IEEE half values relative to a power-of-two scale per row), since
+    re-scoring scattered rows is memory-bound: each stored value is within ``2**-11`` of its
+    row's largest ``|x|`` (values under about ``2**-25`` of it read as 0), and so are the
+    values ``top_activations`` returns for an approximate index. Small integers stay exact.
+
     The index is immutable and every method is safe to call from many threads; searches release
     the GIL. Each searching thread caches scratch buffers (a float per row in exact mode, a
     float per feature and a bit per row in both) for its lifetime, so no query allocates.
@@ -126,7 +133,8 @@ class SparseIndex:
             At most ``n`` row ids, strongest first (ties: lower row id); rows where the feature is
             zero or of the other sign are never listed.
         values : ndarray of float32
-            The feature's value in each of those rows.
+            The feature's value in each of those rows (approximate indexes: to the stored
+            half precision, see the class notes).
         """
         if isinstance(feature, bool) or not isinstance(feature, numbers.Integral):
             raise TypeError(f"feature must be an integer, got {type(feature).__name__}")
