@@ -146,7 +146,7 @@ def test_two_objective_users_gain_from_personalization(request, capsys):
     embedder = lk.OnnxEmbedder(shared_path("models", "all-MiniLM-L6-v2"),
                                cache_dir=request.config.cache.mkdir("likeable-minilm"))
     report = lk.evaluate(data, embedder=embedder, config=lk.EvalConfig(progress=False))
-    result = report.to_json()["personalization"]
+    result = json.loads(report.to_json())["personalization"]
     with capsys.disabled():
         print(f"\n[two objectives, protocol] population AUC {result['population_auc']:.3f}, per-user "
               f"{result['per_user_auc']:.3f}, shrunk {result['shrunk_auc']:.3f}, drift {result['drift_auc']:.3f}")
