@@ -25,7 +25,7 @@ def setup():
                                         np.zeros(D, np.float32), k=K, kind="topk")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     table = pa.table({"embedding": pa.FixedSizeListArray.from_arrays(pa.array(X.ravel()), D)})
-    ds = ray.data.from_arrow(table).materialize()
+    ds = ray.data.from_arrow(table).repartition(40).materialize()  # 5,000-row blocks
     yield X, enc, ds
     ray.shutdown()
 
