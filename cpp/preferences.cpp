@@ -7,6 +7,29 @@
 namespace likeable::prefs {
 namespace {
 
+// CSC copy of X (rows within a column ascending) for column-wise access.
+struct Columns {
+  std::vector<std::int64_t> ptr, row;
+  std::vector<double> val;
+};
+
+Columns to_columns(const CsrView& X) {
+  Columns c;
+  c.ptr.assign(static_cast<std::size_t>(X.n_cols) + 1, 0);
+  for (std::int64_t k = 0; k < X.nnz(); ++k) ++c.ptr[X.indices[k] + 1];
+  std::partial_sum(c.ptr.begin(), c.ptr.end(), c.ptr.begin());
+  c.row.resize(X.nnz());
+  c.val.resize(X.nnz());
+  std::vector<std::int64_t> fill(c.ptr.begin(), c.ptr.end() - 1);
+  for (std::int64_t i = 0; i < X.n_rows; ++i)
+    for (std::int64_t k = X.row_begin(i); k < X.row_end(i); ++k) {
+      const std::int64_t pos = fill[X.indices[k]]++;
+      c.row[pos] = i;
+      c.val[pos] = X.values[k];
+    }
+  return c;
+}
+
 // log(1 + exp(eta)) - y * eta without overflow.
 inline double log_loss(double eta, double y) {
   const double softplus = eta > 0 ? eta + std::log1p(std::exp(-eta)) : std::log1p(std::exp(eta));
@@ -97,20 +120,10 @@ LogisticFit fit_logistic(const CsrView& X, const float* controls, std::int64_t n
     return fit;
   }
   // Column access for coordinate descent: CSC copy of X, column-major controls.
-  std::vector<std::int64_t> col_ptr(m + 1, 0);
-  for (std::int64_t k = 0; k < X.nnz(); ++k) ++col_ptr[X.indices[k] + 1];
-  std::partial_sum(col_ptr.begin(), col_ptr.end(), col_ptr.begin());
-  std::vector<std::int64_t> col_row(X.nnz());
-  std::vector<double> col_val(X.nnz());
-  {
-    std::vector<std::int64_t> fill(col_ptr.begin(), col_ptr.end() - 1);
-    for (std::int64_t i = 0; i < n; ++i)
-      for (std::int64_t k = X.row_begin(i); k < X.row_end(i); ++k) {
-        const std::int64_t pos = fill[X.indices[k]]++;
-        col_row[pos] = i;
-        col_val[pos] = X.values[k];
-      }
-  }
+  const Columns columns = to_columns(X);
+  const std::vector<std::int64_t>& col_ptr = columns.ptr;
+  const std::vector<std::int64_t>& col_row = columns.row;
+  const std::vector<double>& col_val = columns.val;
   std::vector<double> ctl(checked_mul(static_cast<std::size_t>(c), static_cast<std::size_t>(n)));
   for (std::int64_t i = 0; i < n; ++i)
     for (std::int64_t j = 0; j < c; ++j) ctl[j * n + i] = controls[i * c + j];
@@ -374,20 +387,10 @@ FeatureEffects feature_effects(const CsrView& X, const float* controls, std::int
   fx.p_value.assign(m, nan);
   fx.n_active.assign(m, 0);
   // CSC of X so each feature's column is contiguous.
-  std::vector<std::int64_t> col_ptr(m + 1, 0);
-  for (std::int64_t k = 0; k < X.nnz(); ++k) ++col_ptr[X.indices[k] + 1];
-  std::partial_sum(col_ptr.begin(), col_ptr.end(), col_ptr.begin());
-  std::vector<std::int64_t> col_row(X.nnz());
-  std::vector<double> col_val(X.nnz());
-  {
-    std::vector<std::int64_t> fill(col_ptr.begin(), col_ptr.end() - 1);
-    for (std::int64_t i = 0; i < n; ++i)
-      for (std::int64_t k = X.row_begin(i); k < X.row_end(i); ++k) {
-        const std::int64_t pos = fill[X.indices[k]]++;
-        col_row[pos] = i;
-        col_val[pos] = X.values[k];
-      }
-  }
+  const Columns columns = to_columns(X);
+  const std::vector<std::int64_t>& col_ptr = columns.ptr;
+  const std::vector<std::int64_t>& col_row = columns.row;
+  const std::vector<double>& col_val = columns.val;
   const std::int64_t p = 1 + c + (fit_intercept ? 1 : 0);  // [feature, controls..., intercept]
   parallel_for(m, 8, threads, [&](std::int64_t begin, std::int64_t end, int) {
     std::vector<double> x(n, 0.0), theta(p), trial(p), grad(p), step(p), hess, eta(n), row(p);
