@@ -165,6 +165,10 @@ def test_max_memory_guard_refuses_large_outputs(fitted):
             fitted["prefs"].score(list(range(5)), fitted["codes"])
         with pytest.raises(MemoryError, match="weights for"):
             fitted["prefs"].weights(list(range(100)))
+        with pytest.raises(MemoryError, match="encoding 300 rows"):
+            fitted["enc"].encode(fitted["X"])
+        with pytest.raises(MemoryError, match="decoding 300 rows"):
+            fitted["enc"].decode(fitted["codes"])
     assert fitted["prefs"].score(list(range(5)), fitted["codes"]).shape == (5, len(fitted["codes"]))
     lk.set_max_memory("2K")
     try:

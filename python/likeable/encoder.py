@@ -10,6 +10,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from . import _core
+from ._memory import check_allocation
 from ._io import atomic_write_bytes, read_file_bytes, tensors_from_bytes, tensors_to_bytes
 from ._validation import (NotFittedError, as_float32_matrix, check_positive_int, fspath,
                           resolve_threads)
@@ -208,6 +209,8 @@ class SparseEncoder:
         self._check_fitted()
         X = as_float32_matrix(X, "X", n_cols=self.n_dims_, check_finite=False)  # the core checks, in-tile
         k_eff, use_threshold = self._select(k)
+        # codes (8 bytes per kept entry) plus the per-row top-K scratch held while encoding
+        check_allocation(X.shape[0] * (min(k_eff, self.n_features) * 20 + 8), f"encoding {X.shape[0]} rows")
         indptr, indices, values = _core.encoder_encode(
             X, self._W_encT, self._b_enc, self._b_dec, self._threshold, k_eff, bool(self.signed),
             use_threshold, self._threads(threads))
@@ -220,6 +223,7 @@ class SparseEncoder:
         """
         self._check_fitted()
         codes = as_sparse_codes(codes, "codes", n_features=self.n_features)
+        check_allocation(codes.shape[0] * self.n_dims_ * 4, f"decoding {codes.shape[0]} rows")
         return _core.encoder_decode(codes, self._W_dec, self._b_dec, self._threads(threads))
 
     def transform(self, X: Any) -> SparseCodes:
