@@ -125,6 +125,22 @@ inline float half_to_float(std::uint16_t h) {
   return f * 0x1p112f;
 }
 
+// Top k of scores[0, n) (rows ascending, so an equal score never displaces the current k-th).
+// Most rows fail the test against the k-th score: blocks of 16 are rejected with one max.
+void scan_scores(const float* scores, std::int64_t n, TopK& top) {
+  std::int64_t r = 0;
+  for (; r < n && !top.full(); ++r) top.push(scores[r], r);
+  for (; r + 16 <= n; r += 16) {
+    float m = scores[r];
+    for (int i = 1; i < 16; ++i) m = std::max(m, scores[r + i]);
+    if (!(m > top.worst().score)) continue;  // NaN-free: scores are finite sums of finite values
+    for (int i = 0; i < 16; ++i)
+      if (scores[r + i] > top.worst().score) top.push(scores[r + i], r + i);
+  }
+  for (; r < n; ++r)
+    if (scores[r] > top.worst().score) top.push(scores[r], r);
+}
+
 template <class Id>
 inline float half_dot(const Id* ids, const std::uint16_t* half, std::int64_t b, std::int64_t e, const float* q) {
   float acc = 0;
@@ -640,7 +656,24 @@ void SparseIndex::search_exact_one(const std::int32_t* q_idx, const float* q_val
   std::int64_t scatter_cost = 0;
   for (std::int64_t i = 0; i < q_nnz; ++i) scatter_cost += col_nnz_[q_idx[i]];
   TopK top{&s.heap, static_cast<std::size_t>(k)};
-  if (scatter_cost <= nnz() / 2) {
+  if (scatter_cost >= n_rows_ / 4 && scatter_cost <= nnz() / 2) {
+    // Many postings (a typical query touches most rows): a plain scatter with no per-posting
+    // bookkeeping, then one branch-light scan of every row against the k-th score and a memset.
+    // Listing touched rows (below) costs a dependent append per posting, which here is more
+    // than the full scan it saves. Columns hold rows ascending, and so does the scan, which
+    // gives the tie rule (lower row first) and puts rows scoring exactly 0 in their place.
+    const std::int64_t* col_ptr = col_ptr_;
+    const std::int32_t* col_rows = col_rows_;
+    const float* col_values = col_values_;
+    for (std::int64_t i = 0; i < q_nnz; ++i) {
+      const float w = q_val[i];
+      const std::int32_t j = q_idx[i];
+      const std::int64_t p_end = col_ptr[j + 1];
+      for (std::int64_t p = col_ptr[j]; p < p_end; ++p) acc[col_rows[p]] += w * col_values[p];
+    }
+    scan_scores(acc, n_rows_, top);
+    std::memset(acc, 0, sizeof(float) * static_cast<std::size_t>(n_rows_));
+  } else if (scatter_cost <= nnz() / 2) {
     // Few postings touched: scatter-accumulate the query's columns, listing each row on its first
     // touch (its sum is still 0) so that the top-k scan and the reset visit those rows only, not
     // all n_rows. A sum that cancels to exactly 0 and moves again lists its row twice: the scan
@@ -689,12 +722,7 @@ void SparseIndex::search_exact_one(const std::int32_t* q_idx, const float* q_val
     for (std::int64_t i = 0; i < q_nnz; ++i) q[q_idx[i]] += q_val[i];
     for (std::int64_t r = 0; r < n_rows_; ++r) acc[r] = row_dot(r, q);
     for (std::int64_t i = 0; i < q_nnz; ++i) q[q_idx[i]] = 0.0f;
-    std::int64_t r = 0;
-    for (; r < n_rows_ && !top.full(); ++r) top.push(acc[r], r);
-    for (; r < n_rows_; ++r) {
-      // Rows come in ascending order, so an equal score never displaces the current k-th.
-      if (acc[r] > top.worst().score) top.push(acc[r], r);
-    }
+    scan_scores(acc, n_rows_, top);
     std::memset(acc, 0, sizeof(float) * static_cast<std::size_t>(n_rows_));
   }
   top.write(ids, scores);

@@ -132,6 +132,26 @@ def test_exact_scatter_path_few_touched_rows(rng, signed):
             np.testing.assert_array_equal(scores, want_scores.astype(np.float32))
 
 
+@pytest.mark.parametrize("n_rows", [5, 16, 1037])
+@pytest.mark.parametrize("signed", [False, True])
+def test_exact_scatter_path_most_rows_touched(rng, n_rows, signed):
+    # Queries whose columns hold about as many postings as there are rows take the plain scatter
+    # and the full scan in blocks of 16 rows (n_rows below, at and not a multiple of 16), with
+    # integer values so that ties and exact zeros are common.
+    codes, dense = random_codes(rng, n_rows, 300, density=0.05, signed=signed, integer=True)
+    q = np.zeros((8, 300), np.float32)
+    for i in range(8):
+        q[i, rng.choice(300, size=6 + 4 * i, replace=False)] = rng.integers(1, 4, size=6 + 4 * i) * (
+            rng.choice([-1, 1], size=6 + 4 * i) if signed else 1)
+    index = lk.SparseIndex(codes, approximate=False)
+    for k in (1, 10, n_rows + 3):
+        want_ids, want_scores = reference_search(dense, q, k)
+        for _ in range(2):  # twice: the score buffer must be clean after each query
+            ids, scores = index.search(lk.SparseCodes.from_dense(q), k=k)
+            np.testing.assert_array_equal(ids, want_ids)
+            np.testing.assert_array_equal(scores, want_scores.astype(np.float32))
+
+
 def test_brute_force_reference_matches_numpy(rng):
     codes, dense = random_codes(rng, 50, 20, density=0.3, signed=True, integer=True)
     q = random_codes(rng, 4, 20, density=0.5, signed=True, integer=True)[1]
