@@ -7,6 +7,10 @@
 #include <random>
 #include <utility>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 namespace likeable {
 
 namespace {
@@ -141,11 +145,60 @@ void scan_scores(const float* scores, std::int64_t n, TopK& top) {
     if (scores[r] > top.worst().score) top.push(scores[r], r);
 }
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define LIKEABLE_HALF_DOT_AVX2 1
+// Re-scoring kernel for the compact forward index (u16 ids) on CPUs with AVX2 and F16C, picked
+// at run time because the portable build targets baseline x86-64: 8 halves convert in one
+// instruction (the scalar path spends ~6 instructions per value) and the query weights come in
+// with one gather. vcvtph2ps is exact, like half_to_float, so only the summation order differs.
+__attribute__((target("avx2,f16c,fma"))) float half_dot_avx2(const std::uint16_t* ids, const std::uint16_t* half,
+                                                              std::int64_t n, const float* q) {
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  std::int64_t p = 0;
+  for (; p + 16 <= n; p += 16) {
+    const __m256i id0 = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(ids + p)));
+    const __m256i id1 = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(ids + p + 8)));
+    const __m256 x0 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(half + p)));
+    const __m256 x1 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(half + p + 8)));
+    acc0 = _mm256_fmadd_ps(_mm256_i32gather_ps(q, id0, 4), x0, acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_i32gather_ps(q, id1, 4), x1, acc1);
+  }
+  if (p + 8 <= n) {
+    const __m256i id0 = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(ids + p)));
+    const __m256 x0 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(half + p)));
+    acc0 = _mm256_fmadd_ps(_mm256_i32gather_ps(q, id0, 4), x0, acc0);
+    p += 8;
+  }
+  const __m256 acc = _mm256_add_ps(acc0, acc1);
+  __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+  s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+  s4 = _mm_add_ss(s4, _mm_shuffle_ps(s4, s4, 1));
+  float tail = 0;
+  for (; p < n; ++p) {
+    const std::uint32_t bits = (static_cast<std::uint32_t>(half[p] & 0x8000u) << 16) |
+                               (static_cast<std::uint32_t>(half[p] & 0x7fffu) << 13);
+    float f;
+    std::memcpy(&f, &bits, 4);
+    tail += q[ids[p]] * (f * 0x1p112f);
+  }
+  return _mm_cvtss_f32(s4) + tail;
+}
+#endif
+
 template <class Id>
 inline float half_dot(const Id* ids, const std::uint16_t* half, std::int64_t b, std::int64_t e, const float* q) {
-  float acc = 0;
-  for (std::int64_t p = b; p < e; ++p) acc += q[ids[p]] * half_to_float(half[p]);
-  return acc;
+  // Four partial sums: one accumulator chains every add on the previous (~4 cycles each), which
+  // cost more than the loads for a row of ~100 entries.
+  float acc0 = 0, acc1 = 0, acc2 = 0, acc3 = 0;
+  std::int64_t p = b;
+  for (; p + 4 <= e; p += 4) {
+    acc0 += q[ids[p]] * half_to_float(half[p]);
+    acc1 += q[ids[p + 1]] * half_to_float(half[p + 1]);
+    acc2 += q[ids[p + 2]] * half_to_float(half[p + 2]);
+    acc3 += q[ids[p + 3]] * half_to_float(half[p + 3]);
+  }
+  for (; p < e; ++p) acc0 += q[ids[p]] * half_to_float(half[p]);
+  return (acc0 + acc1) + (acc2 + acc3);
 }
 
 }  // namespace
@@ -607,8 +660,14 @@ inline float SparseIndex::row_dot(std::int64_t row, const float* q_dense) const 
 inline float SparseIndex::rescore(std::int64_t row, const float* q_dense) const {
   if (!compact_) return row_dot(row, q_dense);
   const std::int64_t b = fwd_indptr_[row], e = fwd_indptr_[row + 1];
-  const float acc = n_cols_ <= 65536 ? half_dot(fwd_ids16_, fwd_half_, b, e, q_dense)
-                                     : half_dot(fwd_indices_, fwd_half_, b, e, q_dense);
+  float acc;
+#ifdef LIKEABLE_HALF_DOT_AVX2
+  static const bool has_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c") &&
+                               __builtin_cpu_supports("fma");
+  if (has_avx2 && n_cols_ <= 65536) return half_dot_avx2(fwd_ids16_ + b, fwd_half_ + b, e - b, q_dense) * fwd_row_scale_[row];
+#endif
+  acc = n_cols_ <= 65536 ? half_dot(fwd_ids16_, fwd_half_, b, e, q_dense)
+                         : half_dot(fwd_indices_, fwd_half_, b, e, q_dense);
   return acc * fwd_row_scale_[row];
 }
 
@@ -750,6 +809,7 @@ void SparseIndex::search_approx_one(const std::int32_t* q_idx, const float* q_va
   for (std::size_t c = 0; c < n_cut; ++c) {
     const std::int32_t j = s.cut[c];
     const std::int64_t b0 = list_block_ptr_[j], b1 = list_block_ptr_[j + 1];
+   
     s.block_order.clear();
     for (std::int64_t blk = b0; blk < b1; ++blk) {
       float pos = 0, neg = 0;
@@ -781,7 +841,7 @@ void SparseIndex::search_approx_one(const std::int32_t* q_idx, const float* q_va
       // Two passes over the block: first claim its unvisited rows and prefetch all of them, so
       // their (scattered) cache misses overlap, then re-score them. Blocks hold ~10 rows: a
       // fixed prefetch distance would leave each block's first rows unfetched.
-      const std::size_t first = s.visited_rows.size();
+      const std::size_t first = s.visited_rows.size(); if (blk==b1-1) {}
       const std::int64_t p_end = block_row_ptr_[blk + 1];
       for (std::int64_t p = block_row_ptr_[blk]; p < p_end; ++p) {
         const std::int32_t r = post_rows_[p];
