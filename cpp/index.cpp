@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <numeric>
 #include <random>
@@ -147,6 +148,13 @@ void scan_scores(const float* scores, std::int64_t n, TopK& top) {
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define LIKEABLE_HALF_DOT_AVX2 1
+// LIKEABLE_NO_SIMD=1 (read once per process) forces the scalar kernels, so tests can check them
+// on machines that have AVX2.
+inline bool cpu_has_avx2() {
+  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c") &&
+                          __builtin_cpu_supports("fma") && std::getenv("LIKEABLE_NO_SIMD") == nullptr;
+  return has;
+}
 // Re-scoring kernel for the compact forward index (u16 ids) on CPUs with AVX2 and F16C, picked
 // at run time because the portable build targets baseline x86-64: 8 halves convert in one
 // instruction (the scalar path spends ~6 instructions per value) and the query weights come in
@@ -183,6 +191,30 @@ __attribute__((target("avx2,f16c,fma"))) float half_dot_avx2(const std::uint16_t
   }
   return _mm_cvtss_f32(s4) + tail;
 }
+
+// Summary bound of an unsigned index's block: sum over entries of max(q_f, 0) * hi_e (u8). Same
+// dispatch and reasoning as half_dot_avx2; a block's summary holds ~100 entries.
+__attribute__((target("avx2,f16c,fma"))) float summary_dot_avx2(const std::uint16_t* features, const std::uint8_t* hi,
+                                                                 std::int64_t n, const float* q) {
+  __m256 acc = _mm256_setzero_ps();
+  const __m256 zero = _mm256_setzero_ps();
+  std::int64_t p = 0;
+  for (; p + 8 <= n; p += 8) {
+    const __m256i f = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(features + p)));
+    std::uint64_t h8;
+    std::memcpy(&h8, hi + p, 8);
+    const __m256 h = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(h8))));
+    acc = _mm256_fmadd_ps(_mm256_max_ps(_mm256_i32gather_ps(q, f, 4), zero), h, acc);
+  }
+  __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+  s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+  s4 = _mm_add_ss(s4, _mm_shuffle_ps(s4, s4, 1));
+  float tail = 0;
+  for (; p < n; ++p) tail += std::max(q[features[p]], 0.0f) * hi[p];
+  return _mm_cvtss_f32(s4) + tail;
+}
+#else
+inline bool cpu_has_avx2() { return false; }
 #endif
 
 template <class Id>
@@ -662,9 +694,7 @@ inline float SparseIndex::rescore(std::int64_t row, const float* q_dense) const 
   const std::int64_t b = fwd_indptr_[row], e = fwd_indptr_[row + 1];
   float acc;
 #ifdef LIKEABLE_HALF_DOT_AVX2
-  static const bool has_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c") &&
-                               __builtin_cpu_supports("fma");
-  if (has_avx2 && n_cols_ <= 65536) return half_dot_avx2(fwd_ids16_ + b, fwd_half_ + b, e - b, q_dense) * fwd_row_scale_[row];
+  if (cpu_has_avx2() && n_cols_ <= 65536) return half_dot_avx2(fwd_ids16_ + b, fwd_half_ + b, e - b, q_dense) * fwd_row_scale_[row];
 #endif
   acc = n_cols_ <= 65536 ? half_dot(fwd_ids16_, fwd_half_, b, e, q_dense)
                          : half_dot(fwd_indices_, fwd_half_, b, e, q_dense);
@@ -806,6 +836,7 @@ void SparseIndex::search_approx_one(const std::int32_t* q_idx, const float* q_va
 
   TopK top{&s.heap, static_cast<std::size_t>(params.k)};
   const float hf = static_cast<float>(params.heap_factor);
+  const bool use_avx2 = cpu_has_avx2();
   for (std::size_t c = 0; c < n_cut; ++c) {
     const std::int32_t j = s.cut[c];
     const std::int64_t b0 = list_block_ptr_[j], b1 = list_block_ptr_[j + 1];
@@ -822,7 +853,11 @@ void SparseIndex::search_approx_one(const std::int32_t* q_idx, const float* q_va
         }
         s.block_order.emplace_back(pos * block_hi_scale_[blk] + neg * block_lo_scale_[blk], blk);
       } else {
-        if (sum_features16_) {
+        if (use_avx2 && sum_features16_) {
+#ifdef LIKEABLE_HALF_DOT_AVX2
+          pos = summary_dot_avx2(sum_features16_ + e0, sum_hi_ + e0, e1 - e0, q);
+#endif
+        } else if (sum_features16_) {
           for (std::int64_t e = e0; e < e1; ++e) pos += std::max(q[sum_features16_[e]], 0.0f) * sum_hi_[e];
         } else {
           for (std::int64_t e = e0; e < e1; ++e) pos += std::max(q[sum_features32_[e]], 0.0f) * sum_hi_[e];

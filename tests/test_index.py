@@ -220,6 +220,34 @@ def test_approximate_recall(rng, kind, signed):
     assert fast >= 0.2
 
 
+@pytest.mark.parametrize("signed", [False, True])
+def test_approximate_simd_and_scalar_kernels_agree(rng, tmp_path, signed):
+    # The AVX2/F16C kernels (chosen at run time) and the scalar ones (LIKEABLE_NO_SIMD=1, read
+    # once per process, hence the subprocess) must find the same rows: integer values make every
+    # sum exact in any order, and row lengths (~1-60) cover the 16-, 8- and 1-wide loop tails.
+    import subprocess
+    import sys
+
+    codes, _ = random_codes(rng, 300, 120, density=0.25, signed=signed, integer=True)
+    queries, _ = random_codes(rng, 20, 120, density=0.2, signed=signed, integer=True)
+    index = lk.SparseIndex(codes, n_postings=40, summary_energy=0.5)
+    index.save(tmp_path / "index.bin")
+    np.savez(tmp_path / "q.npz", indptr=queries.indptr, indices=queries.indices, values=queries.values)
+    script = (
+        "import sys, numpy as np, likeable as lk\n"
+        "d = np.load(sys.argv[1] + '/q.npz')\n"
+        "q = lk.SparseCodes(d['indptr'], d['indices'], d['values'], (20, 120))\n"
+        "ids, scores = lk.SparseIndex.load(sys.argv[1] + '/index.bin').search(q, k=7, query_cut=5)\n"
+        "np.savez(sys.argv[1] + '/out.npz', ids=ids, scores=scores)\n")
+    env = dict(os.environ, LIKEABLE_NO_SIMD="1",
+               PYTHONPATH=os.pathsep.join([str(Path(lk.__file__).parents[1]), os.environ.get("PYTHONPATH", "")]))
+    subprocess.run([sys.executable, "-c", script, str(tmp_path)], check=True, env=env, timeout=60)
+    scalar = np.load(tmp_path / "out.npz")
+    ids, scores = index.search(queries, k=7, query_cut=5)
+    np.testing.assert_array_equal(ids, scalar["ids"])
+    np.testing.assert_array_equal(scores, scalar["scores"])
+
+
 def test_dense_and_sparse_queries_agree(rng):
     codes, dense = clustered_codes(rng, 500, 80, signed=True)
     q = clustered_codes(rng, 20, 80, signed=True)[1]
