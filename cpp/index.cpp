@@ -840,7 +840,6 @@ void SparseIndex::search_approx_one(const std::int32_t* q_idx, const float* q_va
   for (std::size_t c = 0; c < n_cut; ++c) {
     const std::int32_t j = s.cut[c];
     const std::int64_t b0 = list_block_ptr_[j], b1 = list_block_ptr_[j + 1];
-   
     s.block_order.clear();
     for (std::int64_t blk = b0; blk < b1; ++blk) {
       float pos = 0, neg = 0;
@@ -876,7 +875,7 @@ void SparseIndex::search_approx_one(const std::int32_t* q_idx, const float* q_va
       // Two passes over the block: first claim its unvisited rows and prefetch all of them, so
       // their (scattered) cache misses overlap, then re-score them. Blocks hold ~10 rows: a
       // fixed prefetch distance would leave each block's first rows unfetched.
-      const std::size_t first = s.visited_rows.size(); if (blk==b1-1) {}
+      const std::size_t first = s.visited_rows.size();
       const std::int64_t p_end = block_row_ptr_[blk + 1];
       for (std::int64_t p = block_row_ptr_[blk]; p < p_end; ++p) {
         const std::int32_t r = post_rows_[p];
