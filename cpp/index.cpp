@@ -866,7 +866,9 @@ void SparseIndex::search_approx_one(const std::int32_t* q_idx, const float* q_va
     }
     std::sort(s.block_order.begin(), s.block_order.end(),
               [](const auto& a, const auto& b) { return a.first > b.first; });
-    for (const auto& [bound, blk] : s.block_order) {
+    for (std::size_t o = 0; o < s.block_order.size(); ++o) {
+      const std::int64_t blk = s.block_order[o].second;
+      const float bound = s.block_order[o].first;
       if (top.full()) {
         const float kth = top.worst().score;
         const float threshold = kth >= 0 ? kth * hf : kth / hf;
@@ -877,6 +879,13 @@ void SparseIndex::search_approx_one(const std::int32_t* q_idx, const float* q_va
       // fixed prefetch distance would leave each block's first rows unfetched.
       const std::size_t first = s.visited_rows.size();
       const std::int64_t p_end = block_row_ptr_[blk + 1];
+      // Each row's offsets are a dependent miss before its data can be prefetched: fetch the
+      // next block's offsets one block ahead.
+      if (o + 1 < s.block_order.size()) {
+        const std::int64_t next = s.block_order[o + 1].second;
+        for (std::int64_t p = block_row_ptr_[next]; p < block_row_ptr_[next + 1]; ++p)
+          __builtin_prefetch(fwd_indptr_ + post_rows_[p]);
+      }
       for (std::int64_t p = block_row_ptr_[blk]; p < p_end; ++p) {
         const std::int32_t r = post_rows_[p];
         std::uint64_t& word = s.visited[r >> 6];
