@@ -132,6 +132,26 @@ def test_exact_scatter_path_few_touched_rows(rng, signed):
             np.testing.assert_array_equal(scores, want_scores.astype(np.float32))
 
 
+@pytest.mark.parametrize("n_rows", [5, 16, 1037])
+@pytest.mark.parametrize("signed", [False, True])
+def test_exact_scatter_path_most_rows_touched(rng, n_rows, signed):
+    # Queries whose columns hold about as many postings as there are rows take the plain scatter
+    # and the full scan in blocks of 16 rows (n_rows below, at and not a multiple of 16), with
+    # integer values so that ties and exact zeros are common.
+    codes, dense = random_codes(rng, n_rows, 300, density=0.05, signed=signed, integer=True)
+    q = np.zeros((8, 300), np.float32)
+    for i in range(8):
+        q[i, rng.choice(300, size=6 + 4 * i, replace=False)] = rng.integers(1, 4, size=6 + 4 * i) * (
+            rng.choice([-1, 1], size=6 + 4 * i) if signed else 1)
+    index = lk.SparseIndex(codes, approximate=False)
+    for k in (1, 10, n_rows + 3):
+        want_ids, want_scores = reference_search(dense, q, k)
+        for _ in range(2):  # twice: the score buffer must be clean after each query
+            ids, scores = index.search(lk.SparseCodes.from_dense(q), k=k)
+            np.testing.assert_array_equal(ids, want_ids)
+            np.testing.assert_array_equal(scores, want_scores.astype(np.float32))
+
+
 def test_brute_force_reference_matches_numpy(rng):
     codes, dense = random_codes(rng, 50, 20, density=0.3, signed=True, integer=True)
     q = random_codes(rng, 4, 20, density=0.5, signed=True, integer=True)[1]
@@ -198,6 +218,34 @@ def test_approximate_recall(rng, kind, signed):
     print(f"recall@10 {kind} signed={signed}: generous {full:.3f}, aggressive {fast:.3f}")
     assert full >= 0.85
     assert fast >= 0.2
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_approximate_simd_and_scalar_kernels_agree(rng, tmp_path, signed):
+    # The AVX2/F16C kernels (chosen at run time) and the scalar ones (LIKEABLE_NO_SIMD=1, read
+    # once per process, hence the subprocess) must find the same rows: integer values make every
+    # sum exact in any order, and row lengths (~1-60) cover the 16-, 8- and 1-wide loop tails.
+    import subprocess
+    import sys
+
+    codes, _ = random_codes(rng, 300, 120, density=0.25, signed=signed, integer=True)
+    queries, _ = random_codes(rng, 20, 120, density=0.2, signed=signed, integer=True)
+    index = lk.SparseIndex(codes, n_postings=40, summary_energy=0.5)
+    index.save(tmp_path / "index.bin")
+    np.savez(tmp_path / "q.npz", indptr=queries.indptr, indices=queries.indices, values=queries.values)
+    script = (
+        "import sys, numpy as np, likeable as lk\n"
+        "d = np.load(sys.argv[1] + '/q.npz')\n"
+        "q = lk.SparseCodes(d['indptr'], d['indices'], d['values'], (20, 120))\n"
+        "ids, scores = lk.SparseIndex.load(sys.argv[1] + '/index.bin').search(q, k=7, query_cut=5)\n"
+        "np.savez(sys.argv[1] + '/out.npz', ids=ids, scores=scores)\n")
+    env = dict(os.environ, LIKEABLE_NO_SIMD="1",
+               PYTHONPATH=os.pathsep.join([str(Path(lk.__file__).parents[1]), os.environ.get("PYTHONPATH", "")]))
+    subprocess.run([sys.executable, "-c", script, str(tmp_path)], check=True, env=env, timeout=60)
+    scalar = np.load(tmp_path / "out.npz")
+    ids, scores = index.search(queries, k=7, query_cut=5)
+    np.testing.assert_array_equal(ids, scalar["ids"])
+    np.testing.assert_array_equal(scores, scalar["scores"])
 
 
 def test_dense_and_sparse_queries_agree(rng):

@@ -51,6 +51,10 @@ class SparseIndex:
     re-scoring scattered rows is memory-bound: each stored value is within ``2**-11`` of its
     row's largest ``|x|`` (values under about ``2**-25`` of it read as 0), and so are the
     values ``top_activations`` returns for an approximate index. Small integers stay exact.
+    On x86-64 CPUs with AVX2 and F16C, re-scoring and block bounds use vector kernels chosen at
+    run time; they differ from the scalar ones only in summation order (float32 rounding).
+    Setting the environment variable ``LIKEABLE_NO_SIMD=1`` before the first search of a
+    process forces the scalar kernels.
 
     The index is immutable and every method is safe to call from many threads; searches release
     the GIL. Each searching thread caches scratch buffers (a float per row in exact mode, a
