@@ -46,7 +46,8 @@ py::array_t<T> exact_vector(const py::handle& obj, const char* name) {
   if (!py::isinstance<py::array>(obj))
     throw py::type_error(concat(name, " must be a numpy array"));
   auto arr = py::reinterpret_borrow<py::array>(obj);
-  if (!arr.dtype().is(py::dtype::of<T>()))
+  // Equivalence, not identity: an unpickled dtype is an equal but distinct object.
+  if (!py::detail::npy_api::get().PyArray_EquivTypes_(arr.dtype().ptr(), py::dtype::of<T>().ptr()))
     throw py::type_error(concat(name, " must have dtype ", std::string(py::str(py::dtype::of<T>())),
                                 ", got ", std::string(py::str(arr.dtype()))));
   if (arr.ndim() != 1) throw InvalidArgument(concat(name, " must be 1-D"));

@@ -1,3 +1,5 @@
+import types
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -58,3 +60,19 @@ def test_threads_resolution(monkeypatch):
 
 def test_format_error_is_a_value_error():
     assert issubclass(lk.FormatError, ValueError)
+
+
+def test_arrays_with_unpickled_dtypes_are_accepted(rng):
+    """Arrays that crossed a process boundary (Ray, multiprocessing) carry equal, not identical, dtypes."""
+    import pickle
+
+    codes, m = random_codes(rng, 6, 9)
+    moved = lk.SparseCodes(*(np.array(a, dtype=pickle.loads(pickle.dumps(a.dtype)))
+                             for a in (codes.indptr, codes.indices, codes.values)), codes.shape)
+    assert moved == codes
+    index = lk.SparseIndex(moved, approximate=False)
+    np.testing.assert_array_equal(index.search(moved, k=2)[0], lk.SparseIndex(codes, approximate=False).search(codes, k=2)[0])
+    swapped = types.SimpleNamespace(indptr=codes.indptr.astype(">i8"), indices=codes.indices,
+                                    values=codes.values, shape=codes.shape)
+    with pytest.raises(TypeError):  # a different byte order is still refused, not silently misread
+        lk._core.validate_csr(swapped)
