@@ -169,6 +169,8 @@ def test_max_memory_guard_refuses_large_outputs(fitted):
             fitted["enc"].encode(fitted["X"])
         with pytest.raises(MemoryError, match="decoding 300 rows"):
             fitted["enc"].decode(fitted["codes"])
+        with pytest.raises(MemoryError, match="search results for 300 queries"):
+            fitted["index"].search(fitted["codes"], k=10)
     assert fitted["prefs"].score(list(range(5)), fitted["codes"]).shape == (5, len(fitted["codes"]))
     lk.set_max_memory("2K")
     try:

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from . import _core
+from ._memory import check_allocation
 from ._validation import as_float32_matrix, check_positive_int, fspath, resolve_threads
 from .sparse import SparseCodes, as_sparse_codes
 
@@ -126,6 +127,8 @@ class SparseIndex:
             raise ValueError(f"heap_factor must be a positive number, got {heap_factor!r}")
         n_threads = resolve_threads(self.threads if threads is None else threads)
         dense, batch = _as_queries(queries, self.n_features)
+        n_queries = batch.shape[0]
+        check_allocation(n_queries * k * 12, f"search results for {n_queries} queries x k={k}")
         return self._core.search(batch, dense, k, query_cut, float(heap_factor), n_threads)
 
     def top_activations(self, feature: int, n: int = 20, sign: int = 1) -> tuple[np.ndarray, np.ndarray]:
