@@ -30,6 +30,27 @@ Columns to_columns(const CsrView& X) {
   return c;
 }
 
+// Armijo backtracking from x along a descent step: halves the step until the objective falls by
+// 1e-4 x the directional decrease. Writes the accepted point into `trial`, its objective into
+// `current`, and returns the largest coordinate change.
+template <class Objective>
+double backtrack(const std::vector<double>& x, const std::vector<double>& step, const std::vector<double>& grad,
+                 std::int64_t n, double& current, Objective&& objective, std::vector<double>& trial) {
+  double decrease = 0;  // directional derivative along the step (positive)
+  for (std::int64_t j = 0; j < n; ++j) decrease += grad[j] * step[j];
+  double alpha = 1.0, next = 0;
+  for (int halve = 0; halve < 40; ++halve) {
+    for (std::int64_t j = 0; j < n; ++j) trial[j] = x[j] + alpha * step[j];
+    next = objective(trial);
+    if (next <= current - 1e-4 * alpha * decrease || alpha < 1e-9) break;
+    alpha *= 0.5;
+  }
+  double change = 0;
+  for (std::int64_t j = 0; j < n; ++j) change = std::max(change, std::abs(trial[j] - x[j]));
+  current = next;
+  return change;
+}
+
 // log(1 + exp(eta)) - y * eta without overflow.
 inline double log_loss(double eta, double y) {
   const double softplus = eta > 0 ? eta + std::log1p(std::exp(-eta)) : std::log1p(std::exp(eta));
@@ -350,20 +371,9 @@ std::int64_t fit_user_offsets(const CsrView& X, const float* base_logit, const f
           }
           for (double& v : step) v /= lambda;
         }
-        double decrease = 0;  // directional derivative along the step (positive)
-        for (std::int64_t j = 0; j < k; ++j) decrease += grad[j] * step[j];
-        double alpha = 1.0, next = 0;
         trial.resize(k);
-        for (int halve = 0; halve < 40; ++halve) {
-          for (std::int64_t j = 0; j < k; ++j) trial[j] = delta[j] + alpha * step[j];
-          next = objective(trial);
-          if (next <= current - 1e-4 * alpha * decrease || alpha < 1e-9) break;
-          alpha *= 0.5;
-        }
-        double change = 0;
-        for (std::int64_t j = 0; j < k; ++j) change = std::max(change, std::abs(trial[j] - delta[j]));
-        delta.swap(trial);
-        current = next;  // eta now matches delta
+        const double change = backtrack(delta, step, grad, k, current, objective, trial);
+        delta.swap(trial);  // eta now matches delta
         if (change < opts.tol) converged = true;
       }
       if (!converged) not_converged.fetch_add(1, std::memory_order_relaxed);
@@ -438,19 +448,8 @@ FeatureEffects feature_effects(const CsrView& X, const float* controls, std::int
         factor_spd(hess, p);
         step = grad;
         cholesky_solve(hess, p, step.data());
-        double decrease = 0;
-        for (std::int64_t j = 0; j < p; ++j) decrease += grad[j] * step[j];
-        double alpha = 1.0, next = 0;
-        for (int halve = 0; halve < 40; ++halve) {
-          for (std::int64_t j = 0; j < p; ++j) trial[j] = theta[j] + alpha * step[j];
-          next = objective(trial);
-          if (next <= current - 1e-4 * alpha * decrease || alpha < 1e-9) break;
-          alpha *= 0.5;
-        }
-        double change = 0;
-        for (std::int64_t j = 0; j < p; ++j) change = std::max(change, std::abs(trial[j] - theta[j]));
+        const double change = backtrack(theta, step, grad, p, current, objective, trial);
         theta.swap(trial);
-        current = next;
         if (change < tol) break;
       }
       // Standard error: sqrt of the (0, 0) entry of the inverse Hessian at the optimum.
