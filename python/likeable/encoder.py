@@ -210,7 +210,7 @@ class SparseEncoder:
         X = as_float32_matrix(X, "X", n_cols=self.n_dims_, check_finite=False)  # the core checks, in-tile
         k_eff, use_threshold = self._select(k)
         # codes (8 bytes per kept entry) plus the per-row top-K scratch held while encoding
-        check_allocation(X.shape[0] * (min(k_eff, self.n_features) * 20 + 8), f"encoding {X.shape[0]} rows")
+        check_allocation(X.shape[0] * (k_eff * 20 + 8), f"encoding {X.shape[0]} rows")
         indptr, indices, values = _core.encoder_encode(
             X, self._W_encT, self._b_enc, self._b_dec, self._threshold, k_eff, bool(self.signed),
             use_threshold, self._threads(threads))

@@ -128,7 +128,8 @@ class _ScoreActor:
 
 
 def _check_column(ds, name: str) -> None:
-    names = ds.schema().names if ds.schema() is not None else []
+    schema = ds.schema()
+    names = schema.names if schema is not None else []
     if name not in names:
         raise ValueError(f"the dataset has no column {name!r}; it has {names}")
 
