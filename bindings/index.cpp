@@ -91,6 +91,16 @@ void bind_index(py::module_& m) {
             return std::make_pair(to_numpy(std::move(rows)), to_numpy(std::move(values)));
           },
           py::arg("feature"), py::arg("n"), py::arg("sign"))
+      .def(
+          "forward_csr",
+          [](const SparseIndex& self) -> py::object {
+            const CsrView v = self.forward_view();
+            if (v.indptr == nullptr) return py::none();
+            const auto nnz = static_cast<py::ssize_t>(v.nnz());
+            return py::make_tuple(py::array_t<std::int64_t>(v.n_rows + 1, v.indptr),
+                                  py::array_t<std::int32_t>(nnz, v.indices), py::array_t<float>(nnz, v.values));
+          },
+          "Copies of the float32 forward CSR (indptr, indices, values), or None when it is compact.")
       .def("to_bytes",
            [](const SparseIndex& self) {
              std::vector<std::uint8_t> bytes;

@@ -1176,4 +1176,9 @@ void brute_force_search(const CsrView& codes, const QueryBatch& queries, std::in
   });
 }
 
+CsrView SparseIndex::forward_view() const {
+  if (compact_) return CsrView{};
+  return CsrView{fwd_indptr_, fwd_indices_, fwd_values_, n_rows_, n_cols_};
+}
+
 }  // namespace likeable

@@ -31,6 +31,10 @@ class SparseIndexCore:
         ...
     def __init__(self, codes: typing.Any, approximate: bool, n_postings: typing.SupportsInt | typing.SupportsIndex, block_fraction: typing.SupportsFloat | typing.SupportsIndex, summary_energy: typing.SupportsFloat | typing.SupportsIndex, doc_cut: typing.SupportsInt | typing.SupportsIndex, seed: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> None:
         ...
+    def forward_csr(self) -> typing.Any:
+        """
+        Copies of the float32 forward CSR (indptr, indices, values), or None when it is compact.
+        """
     def save(self, path: str) -> None:
         ...
     def search(self, queries: typing.Any, dense: bool, k: typing.SupportsInt | typing.SupportsIndex, query_cut: typing.SupportsInt | typing.SupportsIndex, heap_factor: typing.SupportsFloat | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> tuple[numpy.typing.NDArray[numpy.int64], numpy.typing.NDArray[numpy.float32]]:

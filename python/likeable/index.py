@@ -91,7 +91,8 @@ class SparseIndex:
 
     # --- queries ----------------------------------------------------------------------
     def search(self, queries: Any, k: int = 10, *, query_cut: int | None = None,
-               heap_factor: float = 1.0, threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+               heap_factor: float = 1.0, threads: int | None = None,
+               device: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` rows with the largest inner product with each query.
 
         Parameters
@@ -109,6 +110,10 @@ class SparseIndex:
             scans more blocks (higher recall), above 1 fewer.
         threads : int or None
             Threads for the batch (None: the index's ``threads``).
+        device : None, "cpu", "cuda" or "cuda:N"
+            Exact indexes only: score every row for a batch of queries on the GPU and select the
+            top k there. None: the GPU when ``queries`` are in GPU memory (then the results are
+            CuPy arrays); "cuda" with host queries returns numpy arrays.
 
         Returns
         -------
@@ -125,11 +130,33 @@ class SparseIndex:
         if isinstance(heap_factor, bool) or not isinstance(heap_factor, numbers.Real) \
                 or not np.isfinite(heap_factor) or heap_factor <= 0:
             raise ValueError(f"heap_factor must be a positive number, got {heap_factor!r}")
+        from . import gpu
+
+        if gpu.wants_gpu(device, queries):
+            return self._search_gpu(queries, k, device)
         n_threads = resolve_threads(self.threads if threads is None else threads)
         dense, batch = _as_queries(queries, self.n_features)
         n_queries = batch.shape[0]
         check_allocation(n_queries * k * 12, f"search results for {n_queries} queries x k={k}")
         return self._core.search(batch, dense, k, query_cut, float(heap_factor), n_threads)
+
+    def _search_gpu(self, queries: Any, k: int, device: Any):
+        from . import gpu
+
+        if self.approximate:
+            raise ValueError("GPU search is exact: build the index with approximate=False "
+                             "(or search this approximate index on the CPU)")
+        with gpu.device_context(device):
+            rows = gpu._cached(self, (self._core,), ("forward",), self._forward_on_device)
+            ids, scores = gpu.exact_search(rows, queries, k, n_features=self.n_features)
+        return (ids, scores) if gpu.is_device_array(queries) else (ids.get(), scores.get())
+
+    def _forward_on_device(self):
+        from . import gpu
+
+        indptr, indices, values = self._core.forward_csr()
+        return gpu.DeviceSparseCodes.from_host(
+            SparseCodes(indptr, indices, values, (self.n_rows, self.n_features), validate=False))
 
     def top_activations(self, feature: int, n: int = 20, sign: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Rows where ``feature`` is most positive (``sign=+1``) or most negative (``sign=-1``).

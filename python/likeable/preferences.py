@@ -38,6 +38,14 @@ class UnknownUserError(KeyError, ValueError):
 
 
 # --- input checks -------------------------------------------------------------------------
+_NO_OFFSETS = np.zeros((0, 0), np.float32)  # a population model has no per-user offsets
+
+
+def _host(obj: Any) -> Any:
+    """Small per-row side inputs (user ids, controls) may come as GPU arrays: bring them over."""
+    return obj.get() if hasattr(obj, "__cuda_array_interface__") and hasattr(obj, "get") else obj
+
+
 def _as_pair_codes(X: Any, name: str = "pair_codes", n_features: int | None = None) -> SparseCodes:
     """SparseCodes, any scipy.sparse matrix, or a dense 2-D array of feature differences."""
     if isinstance(X, SparseCodes) or _is_scipy_sparse(X):
@@ -275,16 +283,25 @@ class PreferenceModel:
             base += ctl.astype(np.float64) @ self.control_coef_
         return base.astype(np.float32)
 
-    def decision_function(self, pair_codes: Any, controls: Any = None) -> np.ndarray:
+    def decision_function(self, pair_codes: Any, controls: Any = None, device: str | None = None) -> np.ndarray:
         """Logit of P(A preferred) per pair, float32 of shape (n_pairs,)."""
-        return self._pairs(pair_codes, controls, logits=True)
+        return self._pairs(pair_codes, controls, logits=True, device=device)
 
-    def predict_proba(self, pair_codes: Any, controls: Any = None) -> np.ndarray:
-        """P(first response preferred) per pair, float32 of shape (n_pairs,)."""
-        return self._pairs(pair_codes, controls, logits=False)
+    def predict_proba(self, pair_codes: Any, controls: Any = None, device: str | None = None) -> np.ndarray:
+        """P(first response preferred) per pair, float32 of shape (n_pairs,) (GPU codes: on the GPU)."""
+        return self._pairs(pair_codes, controls, logits=False, device=device)
 
-    def _pairs(self, pair_codes: Any, controls: Any, logits: bool) -> np.ndarray:
+    def _pairs(self, pair_codes: Any, controls: Any, logits: bool, device: str | None = None) -> np.ndarray:
         self._check_fitted()
+        from . import gpu
+
+        if gpu.wants_gpu(device, pair_codes):
+            n = pair_codes.shape[0]
+            ctl = _as_controls(_host(controls), n, self.n_controls_)
+            with gpu.device_context(device):
+                out = gpu.predict_pairs(self, self.coef_, _NO_OFFSETS, None, pair_codes,
+                                        self._base_logit(ctl, n), logits)
+            return out if gpu.is_device_array(pair_codes) else out.get()
         codes = _as_pair_codes(pair_codes, n_features=self.n_features_in_)
         ctl = _as_controls(controls, codes.shape[0], self.n_controls_)
         no_users = np.full(codes.shape[0], -1, dtype=np.int64)
@@ -564,21 +581,35 @@ class UserPreferences:
         return _core.gather_weights(self._pop32(), state.offsets, rows, resolve_threads(self.threads))
 
     def predict_proba(self, pair_codes: Any, user_ids: Any, controls: Any = None,
-                      strict: bool = False) -> np.ndarray:
-        """P(first response preferred) for each (pair, user) row, float32 (n_pairs,)."""
-        return self._pairs(pair_codes, user_ids, controls, strict, logits=False)
+                      strict: bool = False, device: str | None = None) -> np.ndarray:
+        """P(first response preferred) for each (pair, user) row, float32 (n_pairs,).
+
+        GPU pair codes (or ``device="cuda"``) run on the GPU, as in :meth:`score`.
+        """
+        return self._pairs(pair_codes, user_ids, controls, strict, logits=False, device=device)
 
     def decision_function(self, codes: Any, user_ids: Any, controls: Any = None,
-                          strict: bool = False) -> np.ndarray:
+                          strict: bool = False, device: str | None = None) -> np.ndarray:
         """Per-row utility ``code · w_user`` (+ the population's control terms), float32.
 
         For pair codes this is the logit of :meth:`predict_proba`; for a candidate's own code
         it is that candidate's utility for the row's user.
         """
-        return self._pairs(codes, user_ids, controls, strict, logits=True)
+        return self._pairs(codes, user_ids, controls, strict, logits=True, device=device)
 
-    def _pairs(self, pair_codes: Any, user_ids: Any, controls: Any, strict: bool, logits: bool) -> np.ndarray:
+    def _pairs(self, pair_codes: Any, user_ids: Any, controls: Any, strict: bool, logits: bool,
+               device: str | None = None) -> np.ndarray:
         state = self._check_fitted()
+        from . import gpu
+
+        if gpu.wants_gpu(device, pair_codes):
+            n = pair_codes.shape[0]
+            ctl = _as_controls(_host(controls), n, self._population.n_controls_)
+            rows = self._rows(state, _host(user_ids), strict, n)
+            with gpu.device_context(device):
+                out = gpu.predict_pairs(state, self._population.coef_, state.offsets, rows, pair_codes,
+                                        self._population._base_logit(ctl, n), logits)
+            return out if gpu.is_device_array(pair_codes) else out.get()
         codes = _as_pair_codes(pair_codes, n_features=state.offsets.shape[1])
         ctl = _as_controls(controls, codes.shape[0], self._population.n_controls_)
         rows = self._rows(state, user_ids, strict, codes.shape[0])
@@ -586,9 +617,20 @@ class UserPreferences:
                                    self._population._base_logit(ctl, codes.shape[0]),
                                    resolve_threads(self.threads), logits)
 
-    def score(self, user_ids: Any, item_codes: Any, strict: bool = False) -> np.ndarray:
-        """Utilities ``item · w_u`` for every user and item: float32 (n_users × n_items)."""
+    def score(self, user_ids: Any, item_codes: Any, strict: bool = False, device: str | None = None) -> np.ndarray:
+        """Utilities ``item · w_u`` for every user and item: float32 (n_users × n_items).
+
+        GPU item codes (:class:`likeable.gpu.DeviceSparseCodes`, cupyx sparse) are scored on the
+        GPU into a CuPy array; ``device="cuda"`` scores host codes there and returns numpy.
+        """
         state = self._check_fitted()
+        from . import gpu
+
+        if gpu.wants_gpu(device, item_codes):
+            rows = self._rows(state, _host(user_ids), strict)
+            with gpu.device_context(device):
+                out = gpu.score(state, self._population.coef_, state.offsets, rows, item_codes)
+            return out if gpu.is_device_array(item_codes) else out.get()
         items = _as_pair_codes(item_codes, "item_codes", n_features=state.offsets.shape[1])
         rows = self._rows(state, user_ids, strict)
         check_allocation(rows.size * items.shape[0] * 4, f"scores for {rows.size} users x {items.shape[0]} items")
