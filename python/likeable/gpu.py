@@ -102,9 +102,17 @@ def _stream_ptr() -> int:
 
 
 # --- where a call runs ----------------------------------------------------------------------
+def _has_cuda_array_interface(obj: Any) -> bool:
+    # Not hasattr: PyTorch raises TypeError (bfloat16) or RuntimeError (requires_grad) from it.
+    try:
+        return getattr(obj, "__cuda_array_interface__", None) is not None
+    except Exception:  # noqa: BLE001
+        return False
+
+
 def is_device_array(obj: Any) -> bool:
     """Whether ``obj`` lives in GPU memory (CUDA array interface, CUDA DLPack, device codes)."""
-    if isinstance(obj, DeviceSparseCodes) or hasattr(obj, "__cuda_array_interface__"):
+    if isinstance(obj, DeviceSparseCodes) or _has_cuda_array_interface(obj):
         return True
     dl_device = getattr(obj, "__dlpack_device__", None)
     if dl_device is not None:
@@ -193,12 +201,12 @@ def _peek_dlpack(obj: Any, name: str) -> _Matrix:
 def _as_matrix(X: Any, name: str, n_cols: int) -> _Matrix:
     """X as a C-contiguous device matrix: GPU inputs in place, host inputs through pinned memory."""
     cp = _cp()
-    if isinstance(X, cp.ndarray) or hasattr(X, "__cuda_array_interface__"):
+    if isinstance(X, cp.ndarray) or _has_cuda_array_interface(X):
         arr = cp.asarray(X)
     elif hasattr(X, "__dlpack__") and is_device_array(X):
         try:
             arr = cp.from_dlpack(X)
-        except (TypeError, ValueError, RuntimeError):
+        except Exception:  # noqa: BLE001 - e.g. bfloat16, which CuPy cannot represent
             mat = _peek_dlpack(X, name)  # bfloat16: read in place
             _check_shape(mat.shape, name, n_cols)
             return mat

@@ -43,7 +43,7 @@ _NO_OFFSETS = np.zeros((0, 0), np.float32)  # a population model has no per-user
 
 def _host(obj: Any) -> Any:
     """Small per-row side inputs (user ids, controls) may come as GPU arrays: bring them over."""
-    return obj.get() if hasattr(obj, "__cuda_array_interface__") and hasattr(obj, "get") else obj
+    return obj.get() if type(obj).__module__.startswith("cupy") and hasattr(obj, "get") else obj
 
 
 def _as_pair_codes(X: Any, name: str = "pair_codes", n_features: int | None = None) -> SparseCodes:
