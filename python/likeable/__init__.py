@@ -42,7 +42,7 @@ from .index import SparseIndex  # noqa: E402
 from .preferences import (DriftWeights, FeatureEffects, PreferenceModel, Selection,  # noqa: E402
                           UnknownUserError, UserPreferences, drift_weights)
 from .sparse import SparseCodes  # noqa: E402
-from . import datasets  # noqa: E402
+from . import datasets, gpu  # noqa: E402
 from .embed import OnnxEmbedder  # noqa: E402
 from .evaluate import EvalConfig, evaluate  # noqa: E402
 from .report import Report  # noqa: E402
@@ -55,6 +55,7 @@ __all__ = [
     "OnnxEmbedder",
     "Report",
     "datasets",
+    "gpu",
     "AttributeBank",
     "DriftWeights",
     "FeatureEffects",

@@ -82,9 +82,10 @@ class _EncodeActor:
     """Loads the encoder (and embedder) once per actor; encodes Arrow batches."""
 
     def __init__(self, encoder_bytes: bytes, embedder: Any, text_column: str | None,
-                 embedding_column: str | None, keep_columns: bool) -> None:
+                 embedding_column: str | None, keep_columns: bool, device: str | None = None) -> None:
         from .encoder import SparseEncoder
 
+        self.device = device  # "cuda" on GPU actors (num_gpus > 0): host batches encoded on the GPU
         self.encoder = SparseEncoder.from_bytes(encoder_bytes, source="<ray task>")
         self.embedder = embedder
         self.text_column = text_column
@@ -97,7 +98,8 @@ class _EncodeActor:
             X = self.embedder.embed(texts, progress=False)
         else:
             X = _embedding_matrix(batch.column(self.embedding_column), self.embedding_column)
-        codes = self.encoder.encode(X, threads=1) if len(X) else SparseCodes.empty(0, self.encoder.n_features)
+        codes = self.encoder.encode(X, threads=1, device=self.device) if len(X) \
+            else SparseCodes.empty(0, self.encoder.n_features)
         ids, values = codes_to_arrow(codes)
         out = batch if self.keep_columns else batch.select([])
         return out.append_column(IDS_COLUMN, ids).append_column(VALUES_COLUMN, values)
@@ -106,9 +108,11 @@ class _EncodeActor:
 class _ScoreActor:
     """Loads the user preferences once per actor; scores (user, code) rows."""
 
-    def __init__(self, users_bytes: bytes, user_column: str, output_column: str, output: str) -> None:
+    def __init__(self, users_bytes: bytes, user_column: str, output_column: str, output: str,
+                 device: str | None = None) -> None:
         from .preferences import UserPreferences
 
+        self.device = device
         self.users = UserPreferences.from_bytes(users_bytes, source="<ray task>")
         self.user_column = user_column
         self.output_column = output_column
@@ -121,9 +125,9 @@ class _ScoreActor:
         codes = codes_from_arrow(batch.column(IDS_COLUMN), batch.column(VALUES_COLUMN), n_features)
         user_ids = batch.column(self.user_column).to_pylist()
         if self.output == "proba":
-            scores = self.users.predict_proba(codes, user_ids)
+            scores = self.users.predict_proba(codes, user_ids, device=self.device)
         else:
-            scores = self.users.decision_function(codes, user_ids)
+            scores = self.users.decision_function(codes, user_ids, device=self.device)
         return batch.append_column(self.output_column, pa.array(np.asarray(scores, np.float32)))
 
 
@@ -159,7 +163,8 @@ def encode_dataset(ds, encoder, *, text_column: str | None = None, embedding_col
     Give exactly one of ``embedding_column`` (lists of floats, e.g. Parquet ``list<float>``)
     or ``text_column`` together with an ``embedder`` (e.g. :class:`likeable.OnnxEmbedder`,
     which pickles as its configuration and re-opens the model on each actor). Adds the
-    ``feature_ids`` and ``feature_values`` list columns. ``num_gpus`` asks Ray for GPU actors.
+    ``feature_ids`` and ``feature_values`` list columns. ``num_gpus`` asks Ray for GPU actors,
+    which then encode on the GPU (``likeable.gpu``).
     """
     _require_ray()
     if (text_column is None) == (embedding_column is None):
@@ -171,7 +176,7 @@ def encode_dataset(ds, encoder, *, text_column: str | None = None, embedding_col
         _EncodeActor,
         fn_constructor_kwargs={"encoder_bytes": encoder.to_bytes(), "embedder": embedder,
                                "text_column": text_column, "embedding_column": embedding_column,
-                               "keep_columns": keep_columns},
+                               "keep_columns": keep_columns, "device": "cuda" if num_gpus else None},
         **_actor_options(batch_size, num_gpus, actors))
 
 
@@ -193,7 +198,8 @@ def score_dataset(ds, users, *, user_column: str = "user_id", output_column: str
     return ds.map_batches(
         _ScoreActor,
         fn_constructor_kwargs={"users_bytes": users.to_bytes(), "user_column": user_column,
-                               "output_column": output_column, "output": output},
+                               "output_column": output_column, "output": output,
+                               "device": "cuda" if num_gpus else None},
         **_actor_options(batch_size, num_gpus, actors))
 
 
