@@ -100,9 +100,10 @@ def test_encode_matches_reference(cp, rng, n, d, M, k, signed):
     host = codes.get()
     lk.SparseCodes(host.indptr, host.indices, host.values, host.shape)  # valid CSR, ids increasing
     _assert_codes_match(host, _reference_topk(enc, X, k, signed), k)
-    # Small tiles (many launches, a ragged last tile) give the same codes.
+    # Small tiles (many launches, a ragged last tile) give the same codes (cuBLAS may pick
+    # another algorithm for another tile shape, so up to rounding).
     again = gpu.encode(enc, cp.asarray(X), k=k, use_threshold=False, tile_rows=7).get()
-    assert again == host
+    _assert_codes_match(again, _reference_topk(enc, X, k, signed), k)
 
 
 @needs_gpu
@@ -175,7 +176,8 @@ def test_encode_half_precision_inputs(cp, rng):
     bf = torch.as_tensor(X, device="cuda").to(torch.bfloat16)
     got_bf = enc.encode(bf)  # DLPack, read in place
     assert isinstance(got_bf, gpu.DeviceSparseCodes)
-    overlap = np.mean([len(np.intersect1d(got_bf.get().indices[got_bf.get().indptr[r]:got_bf.get().indptr[r + 1]],
+    bf_host = got_bf.get()
+    overlap = np.mean([len(np.intersect1d(bf_host.indices[bf_host.indptr[r]:bf_host.indptr[r + 1]],
                                           got.indices[got.indptr[r]:got.indptr[r + 1]])) / 32 for r in range(50)])
     assert overlap > 0.85
 
