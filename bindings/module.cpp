@@ -38,6 +38,12 @@ PYBIND11_MODULE(_core, m) {
         validate_csr(arrays.view);
       },
       py::arg("codes"), "Structural check of CSR arrays; raises ValueError naming the first problem.");
+  {
+    py::dict options;
+    options["cuda"] = LIKEABLE_CUDA_OPTION;           // the LIKEABLE_ENABLE_CUDA setting
+    options["cuda_built"] = LIKEABLE_CUDA_BUILT != 0;  // whether likeable._cuda was built
+    m.attr("build_options") = options;
+  }
   m.attr("openmp") =
 #ifdef _OPENMP
       true;

@@ -19,8 +19,14 @@ needs_gpu = pytest.mark.skipif(not gpu.available(), reason=f"GPU path unavailabl
 # --- without a GPU ----------------------------------------------------------------------------
 def test_cuda_module_builds_where_a_toolkit_is():
     """CI has nvcc but no GPU: the CUDA module must still have been built and import."""
+    from likeable import _core
+
+    options = _core.build_options
+    if options["cuda"] == "OFF":
+        pytest.skip("built with LIKEABLE_ENABLE_CUDA=OFF")
     if shutil.which("nvcc") is None:
         pytest.skip("no CUDA toolkit (nvcc) on this machine")
+    assert options["cuda_built"], "nvcc is on PATH but the build skipped the CUDA module"
     from likeable import _cuda
 
     assert _cuda.max_k >= 1024

@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['FormatError', 'SaeTrainer', 'SparseIndexCore', 'blas_config', 'brute_force_search', 'encoder_decode', 'encoder_encode', 'encoder_reconstruction_stats', 'feature_effects', 'fit_logistic', 'fit_user_offsets', 'gather_weights', 'openmp', 'predict_pairs', 'resolve_threads', 'score_users_items', 'validate_csr']
+__all__: list[str] = ['FormatError', 'SaeTrainer', 'SparseIndexCore', 'blas_config', 'brute_force_search', 'build_options', 'encoder_decode', 'encoder_encode', 'encoder_reconstruction_stats', 'feature_effects', 'fit_logistic', 'fit_user_offsets', 'gather_weights', 'openmp', 'predict_pairs', 'resolve_threads', 'score_users_items', 'validate_csr']
 class FormatError(ValueError):
     pass
 class SaeTrainer:
@@ -127,4 +127,5 @@ def validate_csr(codes: typing.Any) -> None:
     """
     Structural check of CSR arrays; raises ValueError naming the first problem.
     """
+build_options: dict = {'cuda': 'ON', 'cuda_built': True}
 openmp: bool = True
