@@ -127,5 +127,5 @@ def validate_csr(codes: typing.Any) -> None:
     """
     Structural check of CSR arrays; raises ValueError naming the first problem.
     """
-build_options: dict = {'cuda': 'ON', 'cuda_built': True}
+build_options: dict  # {'cuda': 'AUTO' | 'ON' | 'OFF', 'cuda_built': bool}
 openmp: bool = True
