@@ -16,10 +16,28 @@ namespace likeable {
 
 namespace {
 
-// 2: approximate indexes store the compact forward index (fwd_half, fwd_row_scale, u16
-// fwd_indices when n_cols <= 65536). Version-1 files (float32 forward index) still load.
-constexpr std::uint32_t kIndexVersion = 2;
+// 3: approximate indexes store one record per row (fwd_rows) and postings as record locations
+//    (post_loc). 2: compact forward index in separate arrays (fwd_indices as u16 when n_cols <=
+//    65536, fwd_half, fwd_row_scale) and postings as row ids (post_rows). 1: float32 forward
+//    index. Version-1 and -2 approximate files are converted to the version-3 layout on load.
+constexpr std::uint32_t kIndexVersion = 3;
 constexpr const char* kIndexKind = "SIDX";
+
+inline std::uint32_t read_u32(const std::uint16_t* units) {
+  std::uint32_t v;
+  std::memcpy(&v, units, 4);
+  return v;
+}
+inline float read_f32(const std::uint16_t* units) {
+  float v;
+  std::memcpy(&v, units, 4);
+  return v;
+}
+inline int bit_width(std::uint64_t x) {
+  int w = 0;
+  for (; x != 0; x >>= 1) ++w;
+  return w;
+}
 
 struct Hit {
   float score;
@@ -217,20 +235,30 @@ __attribute__((target("avx2,f16c,fma"))) float summary_dot_avx2(const std::uint1
 inline bool cpu_has_avx2() { return false; }
 #endif
 
-template <class Id>
-inline float half_dot(const Id* ids, const std::uint16_t* half, std::int64_t b, std::int64_t e, const float* q) {
+inline float half_dot(const std::uint16_t* ids, const std::uint16_t* half, std::int64_t n, const float* q) {
   // Four partial sums: one accumulator chains every add on the previous (~4 cycles each), which
   // cost more than the loads for a row of ~100 entries.
   float acc0 = 0, acc1 = 0, acc2 = 0, acc3 = 0;
-  std::int64_t p = b;
-  for (; p + 4 <= e; p += 4) {
+  std::int64_t p = 0;
+  for (; p + 4 <= n; p += 4) {
     acc0 += q[ids[p]] * half_to_float(half[p]);
     acc1 += q[ids[p + 1]] * half_to_float(half[p + 1]);
     acc2 += q[ids[p + 2]] * half_to_float(half[p + 2]);
     acc3 += q[ids[p + 3]] * half_to_float(half[p + 3]);
   }
-  for (; p < e; ++p) acc0 += q[ids[p]] * half_to_float(half[p]);
+  for (; p < n; ++p) acc0 += q[ids[p]] * half_to_float(half[p]);
   return (acc0 + acc1) + (acc2 + acc3);
+}
+// Records of indexes with n_cols > 65536 store each id as two u16 units (little-endian u32).
+inline float half_dot_wide(const std::uint16_t* id_units, const std::uint16_t* half, std::int64_t n, const float* q) {
+  float acc0 = 0, acc1 = 0;
+  std::int64_t p = 0;
+  for (; p + 2 <= n; p += 2) {
+    acc0 += q[read_u32(id_units + 2 * p)] * half_to_float(half[p]);
+    acc1 += q[read_u32(id_units + 2 * p + 2)] * half_to_float(half[p + 1]);
+  }
+  for (; p < n; ++p) acc0 += q[read_u32(id_units + 2 * p)] * half_to_float(half[p]);
+  return acc0 + acc1;
 }
 
 }  // namespace
@@ -243,6 +271,7 @@ struct SparseIndex::Scratch {
   std::vector<float> q_dense;
   std::vector<std::uint64_t> visited;
   std::vector<std::int32_t> visited_rows;
+  std::vector<std::uint64_t> block_locs;  // approximate mode: record locations of one block
   std::vector<Hit> heap;
   std::vector<std::int32_t> q_idx;
   std::vector<float> q_val;
@@ -291,34 +320,82 @@ SparseIndex::SparseIndex(const CsrView& codes, const IndexParams& params) : para
     owned_->col_values = std::move(col_values);
   }
   point_at_owned();
-  if (approximate_) compact_forward();
+  if (approximate_) {
+    auto& o = *owned_;
+    pack_from_floats(fwd_indices_, fwd_values_, o.post_rows.data(), static_cast<std::int64_t>(o.post_rows.size()));
+    // The float forward index and row ids were only needed to build: drop them.
+    std::vector<std::int32_t>().swap(o.fwd_indices);
+    std::vector<float>().swap(o.fwd_values);
+    std::vector<std::int32_t>().swap(o.post_rows);
+    fwd_indices_ = nullptr;
+    fwd_values_ = nullptr;
+  }
 }
 
-void SparseIndex::compact_forward() {
+namespace {
+// Round-to-nearest-even halves of values / s, s the power of two just above the largest |value|
+// (so the division is exact and every |value / s| < 1); returns s.
+float halves_of_row(const float* values, std::int64_t n, std::uint16_t* out) {
+  float largest = 0;
+  for (std::int64_t i = 0; i < n; ++i) largest = std::max(largest, std::fabs(values[i]));
+  int exponent = 0;
+  if (largest > 0) std::frexp(largest, &exponent);  // largest = m * 2^exponent, m in [0.5, 1)
+  const float scale = largest > 0 ? std::ldexp(1.0f, std::min(exponent, 127)) : 1.0f;
+  for (std::int64_t i = 0; i < n; ++i) out[i] = float_to_half(values[i] / scale);
+  return scale;
+}
+
+}  // namespace
+
+template <class RowFill>
+void SparseIndex::pack_forward(RowFill&& fill, const std::int32_t* post_rows, std::int64_t n_post) {
   auto& o = *owned_;
-  const std::int64_t n_nnz = nnz();
-  const bool narrow = n_cols_ <= 65536;
-  o.fwd_row_scale.assign(n_rows_, 1.0f);
-  o.fwd_half.resize(n_nnz);
-  if (narrow) o.fwd_ids16.resize(n_nnz);
+  const std::int64_t width = record_width();
+  // The records are laid out in row order, so record_unit(n_rows) is the array's length.
+  const std::size_t total = checked_mul(kRecordHeader, n_rows_) + checked_mul(width, nnz());
+  o.fwd_rows.assign(total, 0);
+  std::int64_t longest = 0;
+  for (std::int64_t r = 0; r < n_rows_; ++r) longest = std::max(longest, fwd_indptr_[r + 1] - fwd_indptr_[r]);
+  loc_len_bits_ = std::max(1, bit_width(static_cast<std::uint64_t>(longest)));
   parallel_for(n_rows_, 4096, params_.threads, [&](std::int64_t begin, std::int64_t end, int) {
     for (std::int64_t r = begin; r < end; ++r) {
-      float largest = 0;
-      for (std::int64_t p = o.fwd_indptr[r]; p < o.fwd_indptr[r + 1]; ++p) largest = std::max(largest, std::fabs(o.fwd_values[p]));
-      int exponent = 0;
-      if (largest > 0) std::frexp(largest, &exponent);  // largest = m * 2^exponent, m in [0.5, 1)
-      const float scale = largest > 0 ? std::ldexp(1.0f, std::min(exponent, 127)) : 1.0f;
-      o.fwd_row_scale[r] = scale;
-      for (std::int64_t p = o.fwd_indptr[r]; p < o.fwd_indptr[r + 1]; ++p) {
-        o.fwd_half[p] = float_to_half(o.fwd_values[p] / scale);
-        if (narrow) o.fwd_ids16[p] = static_cast<std::uint16_t>(o.fwd_indices[p]);
-      }
+      std::uint16_t* rec = o.fwd_rows.data() + record_unit(r);
+      const std::int64_t len = fwd_indptr_[r + 1] - fwd_indptr_[r];
+      const std::uint32_t id = static_cast<std::uint32_t>(r);
+      std::memcpy(rec, &id, 4);
+      const float scale = fill(r, rec + kRecordHeader, rec + kRecordHeader + (width - 1) * len);
+      std::memcpy(rec + 2, &scale, 4);
     }
   });
-  std::vector<float>().swap(o.fwd_values);
-  if (narrow) std::vector<std::int32_t>().swap(o.fwd_indices);
-  compact_ = true;
-  point_at_owned();
+  // Postings: u32 locations when the record offset and the length bits fit, else u64.
+  const bool narrow_loc = bit_width(static_cast<std::uint64_t>(total)) + loc_len_bits_ <= 32;
+  if (narrow_loc) o.post_loc32.resize(n_post);
+  else o.post_loc64.resize(n_post);
+  for (std::int64_t p = 0; p < n_post; ++p) {
+    const std::int64_t r = post_rows[p];
+    const std::uint64_t loc = (static_cast<std::uint64_t>(record_unit(r)) << loc_len_bits_) |
+                              static_cast<std::uint64_t>(fwd_indptr_[r + 1] - fwd_indptr_[r]);
+    if (narrow_loc) o.post_loc32[p] = static_cast<std::uint32_t>(loc);
+    else o.post_loc64[p] = loc;
+  }
+  fwd_rows_ = o.fwd_rows.data();
+  post_loc32_ = narrow_loc ? o.post_loc32.data() : nullptr;
+  post_loc64_ = narrow_loc ? nullptr : o.post_loc64.data();
+}
+
+void SparseIndex::pack_from_floats(const std::int32_t* ids, const float* values, const std::int32_t* post_rows,
+                                   std::int64_t n_post) {
+  const bool narrow = n_cols_ <= 65536;
+  pack_forward(
+      [&](std::int64_t r, std::uint16_t* id_units, std::uint16_t* halves) {
+        const std::int64_t b = fwd_indptr_[r], len = fwd_indptr_[r + 1] - b;
+        for (std::int64_t i = 0; i < len; ++i) {
+          if (narrow) id_units[i] = static_cast<std::uint16_t>(ids[b + i]);
+          else std::memcpy(id_units + 2 * i, ids + b + i, 4);
+        }
+        return halves_of_row(values + b, len, halves);
+      },
+      post_rows, n_post);
 }
 
 void SparseIndex::build_forward(const CsrView& codes) {
@@ -649,13 +726,9 @@ void SparseIndex::build_blocks(const std::vector<std::int64_t>& col_ptr, const s
 
 void SparseIndex::point_at_owned() {
   auto& o = *owned_;
-  const bool narrow = n_cols_ <= 65536;
   fwd_indptr_ = o.fwd_indptr.data();
-  fwd_indices_ = compact_ && narrow ? nullptr : o.fwd_indices.data();
-  fwd_values_ = compact_ ? nullptr : o.fwd_values.data();
-  fwd_ids16_ = compact_ && narrow ? o.fwd_ids16.data() : nullptr;
-  fwd_half_ = compact_ ? o.fwd_half.data() : nullptr;
-  fwd_row_scale_ = compact_ ? o.fwd_row_scale.data() : nullptr;
+  fwd_indices_ = o.fwd_indices.data();
+  fwd_values_ = o.fwd_values.data();
   col_nnz_ = o.col_nnz.data();
   if (!approximate_) {
     col_ptr_ = o.col_ptr.data();
@@ -664,7 +737,6 @@ void SparseIndex::point_at_owned() {
   } else {
     list_block_ptr_ = o.list_block_ptr.data();
     block_row_ptr_ = o.block_row_ptr.data();
-    post_rows_ = o.post_rows.data();
     block_sum_ptr_ = o.block_sum_ptr.data();
     sum_features16_ = n_cols_ <= 65536 ? o.sum_features16.data() : nullptr;
     sum_features32_ = n_cols_ > 65536 ? o.sum_features32.data() : nullptr;
@@ -689,50 +761,38 @@ inline float SparseIndex::row_dot(std::int64_t row, const float* q_dense) const 
   return acc;
 }
 
-inline float SparseIndex::rescore(std::int64_t row, const float* q_dense) const {
-  if (!compact_) return row_dot(row, q_dense);
-  const std::int64_t b = fwd_indptr_[row], e = fwd_indptr_[row + 1];
-  float acc;
+// q . x for the record `rec` (approximate mode) of a row with `len` entries.
+inline float SparseIndex::record_dot(const std::uint16_t* rec, std::int64_t len, const float* q_dense) const {
+  const std::uint16_t* ids = rec + kRecordHeader;
+  const float scale = read_f32(rec + 2);
+  if (n_cols_ <= 65536) {
 #ifdef LIKEABLE_HALF_DOT_AVX2
-  if (cpu_has_avx2() && n_cols_ <= 65536) return half_dot_avx2(fwd_ids16_ + b, fwd_half_ + b, e - b, q_dense) * fwd_row_scale_[row];
+    if (cpu_has_avx2()) return half_dot_avx2(ids, ids + len, len, q_dense) * scale;
 #endif
-  acc = n_cols_ <= 65536 ? half_dot(fwd_ids16_, fwd_half_, b, e, q_dense)
-                         : half_dot(fwd_indices_, fwd_half_, b, e, q_dense);
-  return acc * fwd_row_scale_[row];
+    return half_dot(ids, ids + len, len, q_dense) * scale;
+  }
+  return half_dot_wide(ids, ids + 2 * len, len, q_dense) * scale;
 }
 
-inline void SparseIndex::prefetch_row(std::int64_t row) const {
-  // Every cache line of the row, not just the first: a row of ~100 entries spans several lines
-  // of each array, and the hardware prefetcher only catches on after the first misses.
-  const std::int64_t b = fwd_indptr_[row], e = fwd_indptr_[row + 1];
-  if (compact_) {
-    const char* ids = n_cols_ <= 65536 ? reinterpret_cast<const char*>(fwd_ids16_ + b)
-                                       : reinterpret_cast<const char*>(fwd_indices_ + b);
-    const std::int64_t id_bytes = (e - b) * (n_cols_ <= 65536 ? 2 : 4);
-    for (std::int64_t off = 0; off < id_bytes; off += 64) __builtin_prefetch(ids + off);
-    const char* half = reinterpret_cast<const char*>(fwd_half_ + b);
-    for (std::int64_t off = 0; off < (e - b) * 2; off += 64) __builtin_prefetch(half + off);
-  } else {
-    for (std::int64_t p = b; p < e; p += 16) {
-      __builtin_prefetch(fwd_indices_ + p);
-      __builtin_prefetch(fwd_values_ + p);
-    }
+float SparseIndex::record_value(const std::uint16_t* rec, std::int64_t len, std::int32_t feature) const {
+  const std::uint16_t* ids = rec + kRecordHeader;
+  std::int64_t lo = 0, hi = len;  // first entry with id >= feature (ids ascend)
+  const bool narrow = n_cols_ <= 65536;
+  while (lo < hi) {
+    const std::int64_t mid = lo + (hi - lo) / 2;
+    const std::int64_t id = narrow ? ids[mid] : static_cast<std::int64_t>(read_u32(ids + 2 * mid));
+    if (id < feature) lo = mid + 1;
+    else hi = mid;
   }
+  if (lo == len) return 0.0f;
+  const std::int64_t id = narrow ? ids[lo] : static_cast<std::int64_t>(read_u32(ids + 2 * lo));
+  if (id != feature) return 0.0f;
+  const std::uint16_t* halves = ids + (narrow ? len : 2 * len);
+  return half_to_float(halves[lo]) * read_f32(rec + 2);
 }
 
 float SparseIndex::value_at(std::int64_t row, std::int32_t feature) const {
-  if (compact_) {
-    const std::int64_t b = fwd_indptr_[row], e = fwd_indptr_[row + 1];
-    std::int64_t at = -1;
-    if (n_cols_ <= 65536) {
-      const std::uint16_t* it = std::lower_bound(fwd_ids16_ + b, fwd_ids16_ + e, static_cast<std::uint16_t>(feature));
-      if (it != fwd_ids16_ + e && *it == feature) at = it - fwd_ids16_;
-    } else {
-      const std::int32_t* it = std::lower_bound(fwd_indices_ + b, fwd_indices_ + e, feature);
-      if (it != fwd_indices_ + e && *it == feature) at = it - fwd_indices_;
-    }
-    return at < 0 ? 0.0f : half_to_float(fwd_half_[at]) * fwd_row_scale_[row];
-  }
+  if (approximate_) return record_value(fwd_rows_ + record_unit(row), fwd_indptr_[row + 1] - fwd_indptr_[row], feature);
   const std::int32_t* b = fwd_indices_ + fwd_indptr_[row];
   const std::int32_t* e = fwd_indices_ + fwd_indptr_[row + 1];
   const std::int32_t* it = std::lower_bound(b, e, feature);
@@ -837,6 +897,8 @@ void SparseIndex::search_approx_one(const std::int32_t* q_idx, const float* q_va
   TopK top{&s.heap, static_cast<std::size_t>(params.k)};
   const float hf = static_cast<float>(params.heap_factor);
   const bool use_avx2 = cpu_has_avx2();
+  const std::uint64_t len_mask = (std::uint64_t{1} << loc_len_bits_) - 1;
+  const std::int64_t width = record_width();
   for (std::size_t c = 0; c < n_cut; ++c) {
     const std::int32_t j = s.cut[c];
     const std::int64_t b0 = list_block_ptr_[j], b1 = list_block_ptr_[j + 1];
@@ -874,30 +936,30 @@ void SparseIndex::search_approx_one(const std::int32_t* q_idx, const float* q_va
         const float threshold = kth >= 0 ? kth * hf : kth / hf;
         if (bound < threshold) break;  // blocks come in descending bound: the rest fail too
       }
-      // Two passes over the block: first claim its unvisited rows and prefetch all of them, so
-      // their (scattered) cache misses overlap, then re-score them. Blocks hold ~10 rows: a
-      // fixed prefetch distance would leave each block's first rows unfetched.
-      const std::size_t first = s.visited_rows.size();
-      const std::int64_t p_end = block_row_ptr_[blk + 1];
-      // Each row's offsets are a dependent miss before its data can be prefetched: fetch the
-      // next block's offsets one block ahead.
-      if (o + 1 < s.block_order.size()) {
-        const std::int64_t next = s.block_order[o + 1].second;
-        for (std::int64_t p = block_row_ptr_[next]; p < block_row_ptr_[next + 1]; ++p)
-          __builtin_prefetch(fwd_indptr_ + post_rows_[p]);
+      // Two passes over the block: first prefetch every cache line of every row's record, so
+      // their (scattered) misses overlap, then re-score them. Blocks hold ~10 rows: a fixed
+      // prefetch distance would leave each block's first rows unfetched. A posting is its row's
+      // record location, so no offsets are loaded first; the row id (for the visited check and
+      // the result) sits in the record's first line.
+      s.block_locs.clear();
+      for (std::int64_t p = block_row_ptr_[blk]; p < block_row_ptr_[blk + 1]; ++p) {
+        const std::uint64_t loc = loc_at(p);
+        const std::int64_t len = static_cast<std::int64_t>(loc & len_mask);
+        const std::uintptr_t begin = reinterpret_cast<std::uintptr_t>(fwd_rows_ + (loc >> loc_len_bits_));
+        const std::uintptr_t end = begin + 2 * static_cast<std::uintptr_t>(kRecordHeader + width * len);
+        for (std::uintptr_t line = begin & ~std::uintptr_t{63}; line < end; line += 64)
+          __builtin_prefetch(reinterpret_cast<const void*>(line));
+        s.block_locs.push_back(loc);
       }
-      for (std::int64_t p = block_row_ptr_[blk]; p < p_end; ++p) {
-        const std::int32_t r = post_rows_[p];
+      for (const std::uint64_t loc : s.block_locs) {
+        const std::uint16_t* rec = fwd_rows_ + (loc >> loc_len_bits_);
+        const std::int32_t r = static_cast<std::int32_t>(read_u32(rec));
         std::uint64_t& word = s.visited[r >> 6];
         const std::uint64_t bit = std::uint64_t{1} << (r & 63);
         if (word & bit) continue;
         word |= bit;
         s.visited_rows.push_back(r);
-        prefetch_row(r);
-      }
-      for (std::size_t i = first; i < s.visited_rows.size(); ++i) {
-        const std::int32_t r = s.visited_rows[i];
-        top.push(rescore(r, q), r);
+        top.push(record_dot(rec, static_cast<std::int64_t>(loc & len_mask), q), r);
       }
     }
   }
@@ -969,7 +1031,12 @@ void SparseIndex::top_activations(std::int32_t feature, std::int64_t n, int sign
   } else {
     const std::int64_t p0 = block_row_ptr_[list_block_ptr_[feature]];
     const std::int64_t p1 = block_row_ptr_[list_block_ptr_[feature + 1]];
-    for (std::int64_t p = p0; p < p1; ++p) collect(post_rows_[p], value_at(post_rows_[p], feature));
+    const std::uint64_t len_mask = (std::uint64_t{1} << loc_len_bits_) - 1;
+    for (std::int64_t p = p0; p < p1; ++p) {
+      const std::uint64_t loc = loc_at(p);
+      const std::uint16_t* rec = fwd_rows_ + (loc >> loc_len_bits_);
+      collect(read_u32(rec), record_value(rec, static_cast<std::int64_t>(loc & len_mask), feature));
+    }
     // The pruned list kept the largest |x_j| (ties: lower row), so its n best of one sign are the
     // column's n best unless it was pruned and holds fewer than n of that sign.
     const bool complete = (p1 - p0) == col_nnz_[feature] || static_cast<std::int64_t>(hits.size()) >= n;
@@ -1000,25 +1067,20 @@ io::SectionWriter SparseIndex::writer(std::vector<std::int64_t>& meta, std::vect
   w.add("meta", meta);
   w.add("params", fparams);
   w.add("fwd_indptr", fwd_indptr_, n_rows_ + 1);
-  if (compact_) {
-    if (n_cols_ <= 65536) w.add("fwd_indices", fwd_ids16_, nnz());
-    else w.add("fwd_indices", fwd_indices_, nnz());
-    w.add("fwd_half", fwd_half_, nnz());
-    w.add("fwd_row_scale", fwd_row_scale_, n_rows_);
-  } else {
-    w.add("fwd_indices", fwd_indices_, nnz());
-    w.add("fwd_values", fwd_values_, nnz());
-  }
   w.add("col_nnz", col_nnz_, n_cols_);
   if (!approximate_) {
+    w.add("fwd_indices", fwd_indices_, nnz());
+    w.add("fwd_values", fwd_values_, nnz());
     w.add("col_ptr", col_ptr_, n_cols_ + 1);
     w.add("col_rows", col_rows_, nnz());
     w.add("col_values", col_values_, nnz());
   } else {
     const std::int64_t n_post = block_row_ptr_[n_blocks_], n_sum = block_sum_ptr_[n_blocks_];
+    w.add("fwd_rows", fwd_rows_, static_cast<std::size_t>(record_unit(n_rows_)));
     w.add("list_block_ptr", list_block_ptr_, n_cols_ + 1);
     w.add("block_row_ptr", block_row_ptr_, n_blocks_ + 1);
-    w.add("post_rows", post_rows_, n_post);
+    if (post_loc32_) w.add("post_loc", post_loc32_, n_post);
+    else w.add("post_loc", post_loc64_, n_post);
     w.add("block_sum_ptr", block_sum_ptr_, n_blocks_ + 1);
     if (n_cols_ <= 65536) w.add("sum_features", sum_features16_, n_sum);
     else w.add("sum_features", sum_features32_, n_sum);
@@ -1091,28 +1153,14 @@ std::shared_ptr<SparseIndex> SparseIndex::load(std::shared_ptr<io::Buffer> buffe
   // Structure is checked as well as checksums: a file that passes both cannot make search read
   // outside its arrays (O(size of the index), a fraction of the checksum pass).
   idx->fwd_indptr_ = rd.get<std::int64_t>("fwd_indptr", n_rows + 1);
-  // Version 2 approximate indexes hold the compact forward index; anything else float32.
-  idx->compact_ = idx->approximate_ && rd.has("fwd_half");
-  const std::int64_t nnz = static_cast<std::int64_t>(idx->compact_ ? rd.count<std::uint16_t>("fwd_half")
-                                                                    : rd.count<float>("fwd_values"));
-  check_monotone(idx->fwd_indptr_, n_rows, nnz, source, "fwd_indptr");
-  if (idx->compact_) {
-    if (n_cols <= 65536) {
-      idx->fwd_ids16_ = rd.get<std::uint16_t>("fwd_indices", nnz);
-      check_ids(idx->fwd_ids16_, nnz, n_cols, source, "fwd_indices");
-    } else {
-      idx->fwd_indices_ = rd.get<std::int32_t>("fwd_indices", nnz);
-      check_ids(idx->fwd_indices_, nnz, n_cols, source, "fwd_indices");
-    }
-    idx->fwd_half_ = rd.get<std::uint16_t>("fwd_half", nnz);
-    idx->fwd_row_scale_ = rd.get<float>("fwd_row_scale", n_rows);
-  } else {
+  idx->col_nnz_ = rd.get<std::int64_t>("col_nnz", n_cols);
+  const bool narrow = n_cols <= 65536;
+  if (!idx->approximate_) {
+    const std::int64_t nnz = static_cast<std::int64_t>(rd.count<float>("fwd_values"));
+    check_monotone(idx->fwd_indptr_, n_rows, nnz, source, "fwd_indptr");
     idx->fwd_indices_ = rd.get<std::int32_t>("fwd_indices", nnz);
     idx->fwd_values_ = rd.get<float>("fwd_values", nnz);
     check_ids(idx->fwd_indices_, nnz, n_cols, source, "fwd_indices");
-  }
-  idx->col_nnz_ = rd.get<std::int64_t>("col_nnz", n_cols);
-  if (!idx->approximate_) {
     idx->col_ptr_ = rd.get<std::int64_t>("col_ptr", n_cols + 1);
     check_monotone(idx->col_ptr_, n_cols, nnz, source, "col_ptr");
     idx->col_rows_ = rd.get<std::int32_t>("col_rows", nnz);
@@ -1121,30 +1169,107 @@ std::shared_ptr<SparseIndex> SparseIndex::load(std::shared_ptr<io::Buffer> buffe
     for (std::int64_t j = 0; j < n_cols; ++j)
       if (idx->col_nnz_[j] != idx->col_ptr_[j + 1] - idx->col_ptr_[j])
         throw FormatError(concat(source, ": col_nnz disagrees with col_ptr at ", j));
+    return idx;
+  }
+  idx->list_block_ptr_ = rd.get<std::int64_t>("list_block_ptr", n_cols + 1);
+  check_monotone(idx->list_block_ptr_, n_cols, n_blocks, source, "list_block_ptr");
+  idx->block_row_ptr_ = rd.get<std::int64_t>("block_row_ptr", n_blocks + 1);
+  idx->block_sum_ptr_ = rd.get<std::int64_t>("block_sum_ptr", n_blocks + 1);
+  const std::int64_t n_sum = static_cast<std::int64_t>(rd.count<std::uint8_t>("sum_hi"));
+  check_monotone(idx->block_sum_ptr_, n_blocks, n_sum, source, "block_sum_ptr");
+  if (narrow) {
+    idx->sum_features16_ = rd.get<std::uint16_t>("sum_features", n_sum);
+    check_ids(idx->sum_features16_, n_sum, n_cols, source, "sum_features");
   } else {
-    idx->list_block_ptr_ = rd.get<std::int64_t>("list_block_ptr", n_cols + 1);
-    check_monotone(idx->list_block_ptr_, n_cols, n_blocks, source, "list_block_ptr");
-    idx->block_row_ptr_ = rd.get<std::int64_t>("block_row_ptr", n_blocks + 1);
+    idx->sum_features32_ = rd.get<std::int32_t>("sum_features", n_sum);
+    check_ids(idx->sum_features32_, n_sum, n_cols, source, "sum_features");
+  }
+  idx->sum_hi_ = rd.get<std::uint8_t>("sum_hi", n_sum);
+  idx->block_hi_scale_ = rd.get<float>("block_hi_scale", n_blocks);
+  if (idx->signed_) {
+    idx->sum_lo_ = rd.get<std::uint8_t>("sum_lo", n_sum);
+    idx->block_lo_scale_ = rd.get<float>("block_lo_scale", n_blocks);
+  }
+  const std::int64_t width = idx->record_width();
+
+  if (!rd.has("fwd_rows")) {
+    // Versions 1 and 2: row ids as postings and a separate forward index, converted here into
+    // the version-3 records (v2 values are copied bit for bit, so results do not change).
     const std::int64_t n_post = static_cast<std::int64_t>(rd.count<std::int32_t>("post_rows"));
     check_monotone(idx->block_row_ptr_, n_blocks, n_post, source, "block_row_ptr");
-    idx->post_rows_ = rd.get<std::int32_t>("post_rows", n_post);
-    check_ids(idx->post_rows_, n_post, n_rows, source, "post_rows");
-    idx->block_sum_ptr_ = rd.get<std::int64_t>("block_sum_ptr", n_blocks + 1);
-    const std::int64_t n_sum = static_cast<std::int64_t>(rd.count<std::uint8_t>("sum_hi"));
-    check_monotone(idx->block_sum_ptr_, n_blocks, n_sum, source, "block_sum_ptr");
-    if (n_cols <= 65536) {
-      idx->sum_features16_ = rd.get<std::uint16_t>("sum_features", n_sum);
-      check_ids(idx->sum_features16_, n_sum, n_cols, source, "sum_features");
+    const std::int32_t* post_rows = rd.get<std::int32_t>("post_rows", n_post);
+    check_ids(post_rows, n_post, n_rows, source, "post_rows");
+    idx->owned_ = std::make_shared<Owned>();
+    if (rd.has("fwd_half")) {
+      const std::int64_t nnz = static_cast<std::int64_t>(rd.count<std::uint16_t>("fwd_half"));
+      check_monotone(idx->fwd_indptr_, n_rows, nnz, source, "fwd_indptr");
+      const std::uint16_t* half = rd.get<std::uint16_t>("fwd_half", nnz);
+      const float* row_scale = rd.get<float>("fwd_row_scale", n_rows);
+      const std::uint16_t* ids16 = narrow ? rd.get<std::uint16_t>("fwd_indices", nnz) : nullptr;
+      const std::int32_t* ids32 = narrow ? nullptr : rd.get<std::int32_t>("fwd_indices", nnz);
+      if (narrow) check_ids(ids16, nnz, n_cols, source, "fwd_indices");
+      else check_ids(ids32, nnz, n_cols, source, "fwd_indices");
+      const std::int64_t* indptr = idx->fwd_indptr_;
+      idx->pack_forward(
+          [&](std::int64_t r, std::uint16_t* id_units, std::uint16_t* halves) {
+            const std::int64_t b = indptr[r], len = indptr[r + 1] - b;
+            if (narrow) std::copy_n(ids16 + b, len, id_units);
+            else std::memcpy(id_units, ids32 + b, static_cast<std::size_t>(4 * len));
+            std::copy_n(half + b, len, halves);
+            return row_scale[r];
+          },
+          post_rows, n_post);
     } else {
-      idx->sum_features32_ = rd.get<std::int32_t>("sum_features", n_sum);
-      check_ids(idx->sum_features32_, n_sum, n_cols, source, "sum_features");
+      const std::int64_t nnz = static_cast<std::int64_t>(rd.count<float>("fwd_values"));
+      check_monotone(idx->fwd_indptr_, n_rows, nnz, source, "fwd_indptr");
+      const std::int32_t* ids = rd.get<std::int32_t>("fwd_indices", nnz);
+      check_ids(ids, nnz, n_cols, source, "fwd_indices");
+      idx->pack_from_floats(ids, rd.get<float>("fwd_values", nnz), post_rows, n_post);
     }
-    idx->sum_hi_ = rd.get<std::uint8_t>("sum_hi", n_sum);
-    idx->block_hi_scale_ = rd.get<float>("block_hi_scale", n_blocks);
-    if (idx->signed_) {
-      idx->sum_lo_ = rd.get<std::uint8_t>("sum_lo", n_sum);
-      idx->block_lo_scale_ = rd.get<float>("block_lo_scale", n_blocks);
+    return idx;
+  }
+
+  // Version 3. The record of row r starts at record_unit(r), so the array's length gives nnz.
+  const std::int64_t units = static_cast<std::int64_t>(rd.count<std::uint16_t>("fwd_rows"));
+  const std::int64_t entry_units = units - kRecordHeader * n_rows;
+  if (entry_units < 0 || entry_units % width != 0)
+    throw FormatError(concat(source, ": fwd_rows holds ", units, " units, not ", kRecordHeader,
+                             " per row plus whole entries"));
+  check_monotone(idx->fwd_indptr_, n_rows, entry_units / width, source, "fwd_indptr");
+  const std::uint16_t* fwd_rows = rd.get<std::uint16_t>("fwd_rows", units);
+  idx->fwd_rows_ = fwd_rows;
+  std::int64_t longest = 0;
+  for (std::int64_t r = 0; r < n_rows; ++r) {
+    const std::int64_t len = idx->fwd_indptr_[r + 1] - idx->fwd_indptr_[r];
+    longest = std::max(longest, len);
+    const std::uint16_t* rec = fwd_rows + idx->record_unit(r);
+    const float scale = read_f32(rec + 2);
+    if (read_u32(rec) != static_cast<std::uint32_t>(r) || !(scale > 0) || !std::isfinite(scale))
+      throw FormatError(concat(source, ": the record of row ", r, " is damaged"));
+    const std::uint16_t* ids = rec + kRecordHeader;
+    for (std::int64_t i = 0; i < len; ++i) {
+      const std::int64_t id = narrow ? ids[i] : static_cast<std::int64_t>(read_u32(ids + 2 * i));
+      if (id >= n_cols)
+        throw FormatError(concat(source, ": row ", r, " holds feature ", id, ", outside [0, ", n_cols, ")"));
     }
+  }
+  // Same rule as pack_forward: the location word's width follows from the sizes.
+  idx->loc_len_bits_ = std::max(1, bit_width(static_cast<std::uint64_t>(longest)));
+  const bool narrow_loc = bit_width(static_cast<std::uint64_t>(units)) + idx->loc_len_bits_ <= 32;
+  const std::int64_t n_post = static_cast<std::int64_t>(narrow_loc ? rd.count<std::uint32_t>("post_loc")
+                                                                   : rd.count<std::uint64_t>("post_loc"));
+  check_monotone(idx->block_row_ptr_, n_blocks, n_post, source, "block_row_ptr");
+  if (narrow_loc) idx->post_loc32_ = rd.get<std::uint32_t>("post_loc", n_post);
+  else idx->post_loc64_ = rd.get<std::uint64_t>("post_loc", n_post);
+  const std::uint64_t len_mask = (std::uint64_t{1} << idx->loc_len_bits_) - 1;
+  for (std::int64_t p = 0; p < n_post; ++p) {
+    // Every posting must name the start of a record and that row's length.
+    const std::uint64_t loc = idx->loc_at(p);
+    const std::uint64_t unit = loc >> idx->loc_len_bits_;
+    const std::uint32_t r = unit + kRecordHeader <= static_cast<std::uint64_t>(units) ? read_u32(fwd_rows + unit) : ~0u;
+    if (r >= static_cast<std::uint64_t>(n_rows) || static_cast<std::uint64_t>(idx->record_unit(r)) != unit ||
+        (loc & len_mask) != static_cast<std::uint64_t>(idx->fwd_indptr_[r + 1] - idx->fwd_indptr_[r]))
+      throw FormatError(concat(source, ": post_loc[", p, "] does not point at a row's record"));
   }
   return idx;
 }

@@ -87,11 +87,22 @@ class SparseIndex {
   io::SectionWriter writer(std::vector<std::int64_t>& meta, std::vector<double>& fparams) const;
   void point_at_owned();
 
-  void compact_forward();
+  // Approximate mode: the row records and posting locations (see below) from a row source.
+  // fill(r, id_units, halves) writes row r's ids and half values and returns its scale s_r.
+  template <class RowFill>
+  void pack_forward(RowFill&& fill, const std::int32_t* post_rows, std::int64_t n_post);
+  void pack_from_floats(const std::int32_t* ids, const float* values, const std::int32_t* post_rows,
+                        std::int64_t n_post);
   float row_dot(std::int64_t row, const float* q_dense) const;
-  float rescore(std::int64_t row, const float* q_dense) const;
-  void prefetch_row(std::int64_t row) const;
+  float record_dot(const std::uint16_t* rec, std::int64_t len, const float* q_dense) const;
+  float record_value(const std::uint16_t* rec, std::int64_t len, std::int32_t feature) const;
   float value_at(std::int64_t row, std::int32_t feature) const;
+  std::int64_t record_unit(std::int64_t row) const {
+    return kRecordHeader * row + record_width() * fwd_indptr_[row];
+  }
+  std::int64_t record_width() const { return n_cols_ <= 65536 ? 2 : 3; }  // u16 units per entry
+  std::uint64_t loc_at(std::int64_t p) const { return post_loc32_ ? post_loc32_[p] : post_loc64_[p]; }
+  static constexpr std::int64_t kRecordHeader = 4;  // u16 units: row id (u32), scale (f32)
 
   struct Scratch;
   void search_exact_one(const std::int32_t* q_idx, const float* q_val, std::int64_t q_nnz, Scratch& s,
@@ -102,35 +113,37 @@ class SparseIndex {
   IndexParams params_;
   bool approximate_ = true;
   bool signed_ = false;
-  bool compact_ = false;  // forward index in the compact layout (see below)
   std::int64_t n_rows_ = 0;
   std::int64_t n_cols_ = 0;
   std::int64_t n_blocks_ = 0;
 
-  // Forward index (rows sorted by feature id, duplicates summed): re-scoring. Exact mode (and
-  // approximate indexes from version-1 files) keep int32 ids and float32 values. Approximate
-  // mode keeps a compact copy instead, half the bytes per entry, because re-scoring scattered
-  // rows is memory-latency bound: u16 ids when n_cols <= 65536 (else int32 in fwd_indices_) and
-  // IEEE half values of x / s_r, with s_r a power of two per row (so the division is exact and
-  // |x / s_r| < 1: no overflow; small integers stay exact). Relative error <= 2^-11 of the
-  // row's largest |x|.
+  // Forward index (rows sorted by feature id, duplicates summed; fwd_indptr_ in both modes).
+  // Exact mode keeps int32 ids and float32 values; approximate mode only the compact records
+  // below (half the bytes per entry: re-scoring scattered rows is memory-latency bound).
   const std::int64_t* fwd_indptr_ = nullptr;
   const std::int32_t* fwd_indices_ = nullptr;
   const float* fwd_values_ = nullptr;
-  const std::uint16_t* fwd_ids16_ = nullptr;
-  const std::uint16_t* fwd_half_ = nullptr;
-  const float* fwd_row_scale_ = nullptr;
   // Exact mode: every column (rows ascending).
   const std::int64_t* col_ptr_ = nullptr;
   const std::int32_t* col_rows_ = nullptr;
   const float* col_values_ = nullptr;
   // Both modes: full column lengths (tells whether a pruned list is complete).
   const std::int64_t* col_nnz_ = nullptr;
-  // Approximate mode: list j has blocks [list_block_ptr[j], list_block_ptr[j+1]); block b holds rows
-  // post_rows[block_row_ptr[b] .. block_row_ptr[b+1]) and summary entries [block_sum_ptr[b], ..+1).
+  // Approximate mode (file version 3): the compact forward index is one array of u16 units
+  // holding a record per row, at unit record_unit(r): row id (u32), s_r (f32), the row's
+  // feature ids (u16, or u32 as two units when n_cols > 65536), then its half values of x / s_r
+  // (s_r a power of two, so the division is exact and |x / s_r| < 1; relative error <= 2^-11
+  // of the row's largest |x|). A posting is the location of its row's record,
+  // (unit << loc_len_bits_) | length, in u32 when that fits, else u64: re-scoring reads a row
+  // with no dependent load of its offsets, and the row id comes from the record itself.
+  const std::uint16_t* fwd_rows_ = nullptr;
+  const std::uint32_t* post_loc32_ = nullptr;
+  const std::uint64_t* post_loc64_ = nullptr;
+  int loc_len_bits_ = 0;
+  // List j has blocks [list_block_ptr[j], list_block_ptr[j+1]); block b holds postings
+  // [block_row_ptr[b], block_row_ptr[b+1]) and summary entries [block_sum_ptr[b], ..+1).
   const std::int64_t* list_block_ptr_ = nullptr;
   const std::int64_t* block_row_ptr_ = nullptr;
-  const std::int32_t* post_rows_ = nullptr;
   const std::int64_t* block_sum_ptr_ = nullptr;
   const std::uint16_t* sum_features16_ = nullptr;  // feature ids when n_cols <= 65536 (Seismic does the same)
   const std::int32_t* sum_features32_ = nullptr;
@@ -142,8 +155,10 @@ class SparseIndex {
   struct Owned {
     std::vector<std::int64_t> fwd_indptr, col_ptr, col_nnz, list_block_ptr, block_row_ptr, block_sum_ptr;
     std::vector<std::int32_t> fwd_indices, col_rows, post_rows, sum_features32;
-    std::vector<std::uint16_t> sum_features16, fwd_ids16, fwd_half;
-    std::vector<float> fwd_row_scale, fwd_values, col_values, block_hi_scale, block_lo_scale;
+    std::vector<std::uint16_t> sum_features16, fwd_rows;
+    std::vector<std::uint32_t> post_loc32;
+    std::vector<std::uint64_t> post_loc64;
+    std::vector<float> fwd_values, col_values, block_hi_scale, block_lo_scale;
     std::vector<std::uint8_t> sum_hi, sum_lo;
   };
   std::shared_ptr<Owned> owned_;

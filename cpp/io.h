@@ -26,7 +26,7 @@ constexpr std::size_t kAlignment = 64;
 // CRC32C (Castagnoli); SSE4.2 instructions when the CPU has them, a table otherwise.
 std::uint32_t crc32c(const void* data, std::size_t n, std::uint32_t crc = 0);
 
-enum class DType : std::uint32_t { bytes = 0, i32 = 1, i64 = 2, f32 = 3, u8 = 4, u16 = 5, f64 = 6 };
+enum class DType : std::uint32_t { bytes = 0, i32 = 1, i64 = 2, f32 = 3, u8 = 4, u16 = 5, f64 = 6, u32 = 7, u64 = 8 };
 
 template <class T> constexpr DType dtype_of();
 template <> constexpr DType dtype_of<std::int32_t>() { return DType::i32; }
@@ -35,6 +35,8 @@ template <> constexpr DType dtype_of<float>() { return DType::f32; }
 template <> constexpr DType dtype_of<std::uint8_t>() { return DType::u8; }
 template <> constexpr DType dtype_of<std::uint16_t>() { return DType::u16; }
 template <> constexpr DType dtype_of<double>() { return DType::f64; }
+template <> constexpr DType dtype_of<std::uint32_t>() { return DType::u32; }
+template <> constexpr DType dtype_of<std::uint64_t>() { return DType::u64; }
 
 // Collects named arrays (not copied: they must outlive the writer) and writes one file.
 class SectionWriter {

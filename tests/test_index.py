@@ -71,6 +71,24 @@ def half_precision_atol(dense_rows, queries):
     return (2.0 ** -11 * largest * np.abs(queries).sum(axis=1) + 1e-5)[:, None]
 
 
+def section_span(data, name):
+    """(byte offset, byte length) of a named section of an index file."""
+    n = int.from_bytes(data[20:24], "little")
+    for i in range(64, 64 + 64 * n, 64):
+        if data[i:i + 32].split(b"\0")[0].decode() == name:
+            return int.from_bytes(data[i + 40:i + 48], "little"), int.from_bytes(data[i + 48:i + 56], "little")
+    raise KeyError(name)
+
+
+def section_elem_sizes(data):
+    """{section name: element size} from an index file's section table (64-byte entries after
+    the 64-byte header: name[32], dtype u32, elem_size u32, ...)."""
+    n = int.from_bytes(data[20:24], "little")
+    table = data[64:64 + 64 * n]
+    return {table[i:i + 32].split(b"\0")[0].decode(): int.from_bytes(table[i + 36:i + 40], "little")
+            for i in range(0, len(table), 64)}
+
+
 def recall_at_k(found, truth):
     hits = [len(set(f[f >= 0]) & set(t[t >= 0])) / max(1, (t >= 0).sum()) for f, t in zip(found, truth)]
     return float(np.mean(hits))
@@ -460,6 +478,92 @@ def test_version_1_file_still_loads():
                                               expected["q_values"], (3, index.n_features)), k=4)
     np.testing.assert_array_equal(ids, expected["ids"])
     np.testing.assert_array_equal(scores, expected["scores"])
+
+
+@pytest.mark.parametrize("name", ["signed", "unsigned"])
+def test_version_2_files_still_load_and_search_identically(tmp_path, name):
+    # Approximate indexes saved by format version 2 (tests/data/make_index_v2.py, written before
+    # version 3 existed; never regenerate them): postings were row ids beside a separate compact
+    # forward index. Loading converts them to the version-3 records bit for bit.
+    expected = np.load(DATA / f"index_v2_{name}_expected.npz")
+    old = lk.SparseIndex.load(DATA / f"index_v2_{name}.sidx")
+    queries = lk.SparseCodes(expected["q_indptr"], expected["q_indices"], expected["q_values"],
+                             (len(expected["q_indptr"]) - 1, old.n_features))
+    rebuilt = lk.SparseIndex(lk.SparseCodes.from_dense(expected["dense"]), n_postings=20, block_fraction=0.3)
+    old.save(tmp_path / "v3.sidx")
+    resaved = lk.SparseIndex.load(tmp_path / "v3.sidx")
+    assert resaved.to_bytes() == rebuilt.to_bytes()  # same index as a fresh version-3 build
+    for index in (old, rebuilt, resaved):
+        ids, scores = index.search(queries, k=5, query_cut=3, heap_factor=0.9)
+        np.testing.assert_array_equal(ids, expected["ids"])
+        np.testing.assert_array_equal(scores, expected["scores"])
+    for feature in range(old.n_features):
+        for sign in (1, -1):
+            for a, b in zip(old.top_activations(feature, 10, sign=sign), rebuilt.top_activations(feature, 10, sign=sign)):
+                np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("section,at,value", [
+    ("post_loc", 1, 0x12),   # a posting that no longer points at a record
+    ("post_loc", 0, 0x01),   # or names a wrong length
+    ("fwd_rows", 0, 0x05),   # a record with another row's id
+    ("fwd_rows", 7, 0x80),   # a row scale that is not a positive finite float
+    ("fwd_rows", 9, 0xff),   # a feature id past n_features
+])
+def test_structurally_damaged_records_are_format_errors(rng, tmp_path, section, at, value):
+    # Without checksum verification, the structure checks alone must refuse a file whose
+    # postings or records could make search read outside its arrays.
+    codes, _ = random_codes(rng, 60, 12, density=0.4, integer=True)
+    data = bytearray(lk.SparseIndex(codes, n_postings=8).to_bytes())
+    offset, _ = section_span(bytes(data), section)
+    data[offset + at] ^= value
+    (tmp_path / "bad.sidx").write_bytes(bytes(data))
+    with pytest.raises(lk.FormatError, match="record|post_loc|outside"):
+        lk.SparseIndex.load(tmp_path / "bad.sidx", verify=False)
+
+
+def test_saved_files_are_version_3(rng):
+    codes, _ = random_codes(rng, 50, 10, density=0.3)
+    for approximate in (False, True):
+        data = lk.SparseIndex(codes, approximate=approximate).to_bytes()
+        assert data[12:16] == b"SIDX" and int.from_bytes(data[16:20], "little") == 3
+
+
+def test_wide_ids_and_long_rows_use_64_bit_postings(rng):
+    # n_features > 65536 stores feature ids as two u16 units per entry, and a row of 2^16+
+    # entries needs 17 length bits, which with the record offset no longer fit a u32 posting.
+    # The long row's small values fall under the global pruning threshold (a row in 66k
+    # posting lists would put its features in 66k block summaries), so it lives in the forward
+    # index only and is read back through top_activations' full scan.
+    n_features, n_rows = 70_000, 200
+    rows = [np.zeros(66_000, np.int64)]
+    cols = [rng.choice(n_features, 66_000, replace=False)]
+    vals = [np.full(66_000, 0.5, np.float32)]
+    for r in range(1, n_rows):
+        rows.append(np.full(400, r))
+        cols.append(rng.choice(n_features, 400, replace=False))
+        vals.append(rng.integers(1, 4, 400).astype(np.float32))
+    m = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                      shape=(n_rows, n_features), dtype=np.float32)
+    dense = m.toarray()
+    index = lk.SparseIndex(lk.SparseCodes.from_scipy(m), n_postings=1)
+    assert section_elem_sizes(index.to_bytes())["post_loc"] == 8
+    q = np.zeros((4, n_features), np.float32)
+    q[:, cols[1][:30]] = rng.integers(1, 3, (4, 30))
+    ids, scores = index.search(q, k=5)
+    assert (ids >= 1).all()  # the long row is in no posting list
+    exact = q.astype(np.float64) @ dense.T.astype(np.float64)
+    np.testing.assert_array_equal(scores, np.take_along_axis(exact, ids, axis=1))  # integers: exact
+    assert (ids[:, 0] == 1).all()
+    only_long = np.setdiff1d(cols[0], np.concatenate(cols[1:]))[:3]
+    for feature in only_long:
+        got_rows, got_values = index.top_activations(int(feature), n=3)
+        np.testing.assert_array_equal(got_rows, [0])
+        np.testing.assert_array_equal(got_values, [0.5])
+    loaded = lk.SparseIndex.from_bytes(index.to_bytes())
+    np.testing.assert_array_equal(loaded.search(q, k=5)[0], ids)
+    small = lk.SparseIndex(lk.SparseCodes.from_dense(dense[1:]), n_postings=1)
+    assert section_elem_sizes(small.to_bytes())["post_loc"] == 4
 
 
 def test_repr_and_sizes(rng):
