@@ -4,6 +4,8 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
+
 #include "../cpp/index.h"
 #include "../cpp/io.h"
 #include "arrays.h"
@@ -97,8 +99,13 @@ void bind_index(py::module_& m) {
             const CsrView v = self.forward_view();
             if (v.indptr == nullptr) return py::none();
             const auto nnz = static_cast<py::ssize_t>(v.nnz());
-            return py::make_tuple(py::array_t<std::int64_t>(v.n_rows + 1, v.indptr),
-                                  py::array_t<std::int32_t>(nnz, v.indices), py::array_t<float>(nnz, v.values));
+            py::array_t<std::int32_t> indices(nnz);
+            py::array_t<float> values(nnz);
+            if (nnz > 0) {  // an empty index may hold null arrays
+              std::copy_n(v.indices, nnz, indices.mutable_data());
+              std::copy_n(v.values, nnz, values.mutable_data());
+            }
+            return py::make_tuple(py::array_t<std::int64_t>(v.n_rows + 1, v.indptr), indices, values);
           },
           "Copies of the float32 forward CSR (indptr, indices, values), or None when it is compact.")
       .def("to_bytes",

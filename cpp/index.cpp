@@ -1302,7 +1302,7 @@ void brute_force_search(const CsrView& codes, const QueryBatch& queries, std::in
 }
 
 CsrView SparseIndex::forward_view() const {
-  if (compact_) return CsrView{};
+  if (approximate_) return CsrView{};  // compact records only
   return CsrView{fwd_indptr_, fwd_indices_, fwd_values_, n_rows_, n_cols_};
 }
 

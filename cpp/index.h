@@ -62,8 +62,8 @@ class SparseIndex {
   const IndexParams& params() const { return params_; }
   std::int64_t n_blocks() const { return n_blocks_; }
   std::int64_t n_postings_stored() const;
-  // The forward index as float32 CSR (exact indexes, and approximate ones from version-1
-  // files); an empty view (null arrays) when it is held compact. Used by the GPU path.
+  // The forward index as float32 CSR (exact indexes); an empty view (null arrays) for
+  // approximate ones, which hold it compact. Used by the GPU path.
   CsrView forward_view() const;
   std::int64_t n_summary_entries() const;
   std::size_t file_bytes() const;
