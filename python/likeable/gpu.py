@@ -428,7 +428,9 @@ def _gemm(x: _Matrix, first_row: int, n_rows: int, W_encT, n_features: int, out,
     d = x.shape[1]
     compute = _CUBLAS_COMPUTE_32F_FAST_TF32 if (x.dtype == _F32 and allow_tf32) else _CUBLAS_COMPUTE_32F
     handle = cp.cuda.device.get_cublas_handle()
-    cublas.setPointerMode(handle, 0)  # CUBLAS_POINTER_MODE_HOST: alpha/beta are host floats
+    set_mode = getattr(cublas, "setPointerMode", None)
+    if set_mode is not None:
+        set_mode(handle, 0)  # CUBLAS_POINTER_MODE_HOST (the default): alpha/beta are host floats
     cublas.gemmEx(handle, _CUBLAS_OP_T, _CUBLAS_OP_N, n_features, n_rows, d, _ONE.ctypes.data,
                   W_encT.data.ptr, _CUDA_TYPE[x.dtype], d, x.ptr + first_row * d * _ITEMSIZE[x.dtype],
                   _CUDA_TYPE[x.dtype], d, _ZERO.ctypes.data, out.data.ptr, _CUDA_R_32F, n_features,
