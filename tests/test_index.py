@@ -503,6 +503,25 @@ def test_version_2_files_still_load_and_search_identically(tmp_path, name):
                 np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("name", ["signed", "unsigned"])
+def test_version_3_files_still_load_and_search_identically(tmp_path, name):
+    # Approximate indexes saved by format version 3 (tests/data/make_index_v3.py, written before
+    # version 4 existed; never regenerate them): block summaries were stored block-major.
+    # Loading converts them to the current layout; re-saving equals a fresh build.
+    expected = np.load(DATA / f"index_v3_{name}_expected.npz")
+    old = lk.SparseIndex.load(DATA / f"index_v3_{name}.sidx")
+    queries = lk.SparseCodes(expected["q_indptr"], expected["q_indices"], expected["q_values"],
+                             (len(expected["q_indptr"]) - 1, old.n_features))
+    rebuilt = lk.SparseIndex(lk.SparseCodes.from_dense(expected["dense"]), n_postings=20, block_fraction=0.3)
+    old.save(tmp_path / "resaved.sidx")
+    resaved = lk.SparseIndex.load(tmp_path / "resaved.sidx")
+    assert resaved.to_bytes() == rebuilt.to_bytes()
+    for index in (old, rebuilt, resaved):
+        ids, scores = index.search(queries, k=5, query_cut=3, heap_factor=0.9)
+        np.testing.assert_array_equal(ids, expected["ids"])
+        np.testing.assert_array_equal(scores, expected["scores"])
+
+
 @pytest.mark.parametrize("section,at,value", [
     ("post_loc", 1, 0x12),   # a posting that no longer points at a record
     ("post_loc", 0, 0x01),   # or names a wrong length
