@@ -503,6 +503,25 @@ def test_version_2_files_still_load_and_search_identically(tmp_path, name):
                 np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("name", ["signed", "unsigned"])
+def test_version_3_files_still_load_and_search_identically(tmp_path, name):
+    # Approximate indexes saved by format version 3 (tests/data/make_index_v3.py, written before
+    # version 4 existed; never regenerate them): block summaries were stored block-major.
+    # Loading converts them to the current layout; re-saving equals a fresh build.
+    expected = np.load(DATA / f"index_v3_{name}_expected.npz")
+    old = lk.SparseIndex.load(DATA / f"index_v3_{name}.sidx")
+    queries = lk.SparseCodes(expected["q_indptr"], expected["q_indices"], expected["q_values"],
+                             (len(expected["q_indptr"]) - 1, old.n_features))
+    rebuilt = lk.SparseIndex(lk.SparseCodes.from_dense(expected["dense"]), n_postings=20, block_fraction=0.3)
+    old.save(tmp_path / "resaved.sidx")
+    resaved = lk.SparseIndex.load(tmp_path / "resaved.sidx")
+    assert resaved.to_bytes() == rebuilt.to_bytes()
+    for index in (old, rebuilt, resaved):
+        ids, scores = index.search(queries, k=5, query_cut=3, heap_factor=0.9)
+        np.testing.assert_array_equal(ids, expected["ids"])
+        np.testing.assert_array_equal(scores, expected["scores"])
+
+
 @pytest.mark.parametrize("section,at,value", [
     ("post_loc", 1, 0x12),   # a posting that no longer points at a record
     ("post_loc", 0, 0x01),   # or names a wrong length
@@ -571,3 +590,20 @@ def test_repr_and_sizes(rng):
     index = lk.SparseIndex(codes, approximate=False)
     assert "exact" in repr(index) and "n_rows=40" in repr(index)
     assert index.shape == (40, 9) and len(index) == 40 and index.nnz == codes.nnz
+
+
+def test_rows_whose_top_components_meet_no_centroid_join_a_real_block():
+    # Every row has a large component of its own and two small shared ones. With doc_cut=1 a
+    # row probes the centroids with its own component only and meets none; it must then be
+    # clustered by all of its components, not dumped in a leftover block with a loose summary.
+    n = 40
+    dense = np.zeros((n, n + 2), np.float32)
+    dense[:, 0], dense[:, 1] = 0.5, 0.3
+    dense[np.arange(n), 2 + np.arange(n)] = 1.0
+    index = lk.SparseIndex(lk.SparseCodes.from_dense(dense), n_postings=100, block_fraction=0.1, doc_cut=1)
+    # Lists 0 and 1 hold every row in ceil(0.1 * 40) = 4 clusters; each other list is one block.
+    assert index.n_blocks <= 4 + 4 + n
+    queries = lk.SparseCodes.from_dense(dense[:5] + dense[5:10])
+    ids, scores = index.search(queries, k=3, query_cut=n + 2, heap_factor=0.5)
+    expected = (dense[:5] + dense[5:10]).astype(np.float64) @ dense.T.astype(np.float64)
+    np.testing.assert_allclose(scores, np.sort(expected, axis=1)[:, ::-1][:, :3], rtol=1e-3)
