@@ -34,10 +34,10 @@ __global__ void encode_select_kernel(const float* __restrict__ pre, std::int64_t
                                      std::int32_t* __restrict__ ids, float* __restrict__ values,
                                      std::int32_t* __restrict__ counts, std::int64_t first_row,
                                      unsigned long long* __restrict__ bad_row) {
-  extern __shared__ std::uint32_t shared[];
+  std::uint32_t* cand_key;
+  std::int32_t* cand_id;
+  warp_candidate_buffer(capacity, cand_key, cand_id);
   const int warps = blockDim.x / 32, warp = threadIdx.x / 32;
-  std::uint32_t* cand_key = shared + static_cast<std::size_t>(warp) * capacity * 2;
-  auto* cand_id = reinterpret_cast<std::int32_t*>(cand_key + capacity);
   for (std::int64_t row = static_cast<std::int64_t>(blockIdx.x) * warps + warp; row < n_rows;
        row += static_cast<std::int64_t>(gridDim.x) * warps) {
     EncodeRow<Signed> src{pre + row * n_features, bias};
@@ -147,23 +147,15 @@ __global__ void decode_kernel(const std::int64_t* __restrict__ indptr, const std
   }
 }
 
-template <int R, bool Signed>
+template <bool Signed>
 void launch_select(const EncodeTile& t, int capacity, int warps, cudaStream_t stream) {
   const std::size_t shared = static_cast<std::size_t>(warps) * capacity * 8;
-  encode_select_kernel<R, Signed><<<grid_blocks((t.n_rows + warps - 1) / warps), warps * 32, shared, stream>>>(
-      t.pre, t.n_rows, t.n_features, t.bias, t.k, capacity, t.ids, t.values, t.counts, t.first_row, t.bad_row);
+  with_segments_per_lane(t.k, [&](auto segments) {
+    encode_select_kernel<decltype(segments)::value, Signed>
+        <<<grid_blocks((t.n_rows + warps - 1) / warps), warps * 32, shared, stream>>>(
+            t.pre, t.n_rows, t.n_features, t.bias, t.k, capacity, t.ids, t.values, t.counts, t.first_row, t.bad_row);
+  });
   LK_LAUNCHED("encode_select_kernel");
-}
-
-template <bool Signed>
-void dispatch_select(const EncodeTile& t, int capacity, int warps, cudaStream_t stream) {
-  switch (segments_per_lane(t.k)) {
-    case 1: return launch_select<1, Signed>(t, capacity, warps, stream);
-    case 2: return launch_select<2, Signed>(t, capacity, warps, stream);
-    case 4: return launch_select<4, Signed>(t, capacity, warps, stream);
-    case 8: return launch_select<8, Signed>(t, capacity, warps, stream);
-    default: return launch_select<16, Signed>(t, capacity, warps, stream);
-  }
 }
 
 void check_tile(const EncodeTile& t) {
@@ -187,9 +179,9 @@ void encode_select_tile(const EncodeTile& t, cudaStream_t stream) {
   const int capacity = candidate_capacity(t.k);
   const int warps = select_warps_per_block(capacity);
   if (t.is_signed)
-    dispatch_select<true>(t, capacity, warps, stream);
+    launch_select<true>(t, capacity, warps, stream);
   else
-    dispatch_select<false>(t, capacity, warps, stream);
+    launch_select<false>(t, capacity, warps, stream);
 }
 
 void encode_threshold_tile(const EncodeTile& t, const float* threshold, bool write, const std::int64_t* indptr,

@@ -124,26 +124,15 @@ template <int R>
 __global__ void select_topk_kernel(const float* __restrict__ scores, std::int64_t n_rows, std::int64_t length,
                                    std::int64_t ld, int k, int capacity, std::int32_t* __restrict__ ids,
                                    float* __restrict__ values, std::int32_t* __restrict__ counts) {
-  extern __shared__ std::uint32_t shared[];
+  std::uint32_t* cand_key;
+  std::int32_t* cand_id;
+  warp_candidate_buffer(capacity, cand_key, cand_id);
   const int warps = blockDim.x / 32, warp = threadIdx.x / 32;
-  std::uint32_t* cand_key = shared + static_cast<std::size_t>(warp) * capacity * 2;
-  auto* cand_id = reinterpret_cast<std::int32_t*>(cand_key + capacity);
   for (std::int64_t row = static_cast<std::int64_t>(blockIdx.x) * warps + warp; row < n_rows;
        row += static_cast<std::int64_t>(gridDim.x) * warps) {
     ScoreRow src{scores + row * ld};
     select_row<R, true>(src, length, k, capacity, cand_key, cand_id, ids + row * k, values + row * k, counts + row);
   }
-}
-
-template <int R>
-void launch_topk(const float* scores, std::int64_t n_rows, std::int64_t length, std::int64_t ld, int k,
-                 std::int32_t* ids, float* values, std::int32_t* counts, cudaStream_t stream) {
-  const int capacity = candidate_capacity(k);
-  const int warps = select_warps_per_block(capacity);
-  const std::size_t shared = static_cast<std::size_t>(warps) * capacity * 8;
-  select_topk_kernel<R><<<grid_blocks((n_rows + warps - 1) / warps), warps * 32, shared, stream>>>(
-      scores, n_rows, length, ld, k, capacity, ids, values, counts);
-  LK_LAUNCHED("select_topk_kernel");
 }
 
 __global__ void densify_kernel(const std::int64_t* __restrict__ indptr, const std::int32_t* __restrict__ indices,
@@ -197,13 +186,15 @@ void select_topk(const float* scores, std::int64_t n_rows, std::int64_t length, 
   if (n_rows == 0 || length == 0) return;
   require(k >= 1 && k <= kMaxGpuK, "select_topk: k must be in [1, " + std::to_string(kMaxGpuK) + "]");
   require(length <= INT32_MAX, "select_topk: rows longer than 2^31 entries");
-  switch (segments_per_lane(k)) {
-    case 1: return launch_topk<1>(scores, n_rows, length, ld, k, ids, values, counts, stream);
-    case 2: return launch_topk<2>(scores, n_rows, length, ld, k, ids, values, counts, stream);
-    case 4: return launch_topk<4>(scores, n_rows, length, ld, k, ids, values, counts, stream);
-    case 8: return launch_topk<8>(scores, n_rows, length, ld, k, ids, values, counts, stream);
-    default: return launch_topk<16>(scores, n_rows, length, ld, k, ids, values, counts, stream);
-  }
+  const int capacity = candidate_capacity(k);
+  const int warps = select_warps_per_block(capacity);
+  const std::size_t shared = static_cast<std::size_t>(warps) * capacity * 8;
+  with_segments_per_lane(k, [&](auto segments) {
+    select_topk_kernel<decltype(segments)::value>
+        <<<grid_blocks((n_rows + warps - 1) / warps), warps * 32, shared, stream>>>(scores, n_rows, length, ld, k,
+                                                                                     capacity, ids, values, counts);
+  });
+  LK_LAUNCHED("select_topk_kernel");
 }
 
 void densify(const CsrDevice& rows, std::int64_t n_features, float* out, cudaStream_t stream) {

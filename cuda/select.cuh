@@ -12,6 +12,8 @@
 // A Source gives key(j) (an orderable uint32, 0 = not eligible) and value(j) of entry j.
 #pragma once
 
+#include <type_traits>
+
 #include "common.cuh"
 
 namespace likeable::gpu {
@@ -156,6 +158,27 @@ inline int segments_per_lane(int k) {
   int r = 1;
   while (r < 16 && 32 * r < 2 * k) r *= 2;
   return r;
+}
+
+// Calls f(std::integral_constant<int, R>{}) for R = segments_per_lane(k), so each kernel is
+// instantiated once per R.
+template <class F>
+void with_segments_per_lane(int k, F&& f) {
+  switch (segments_per_lane(k)) {
+    case 1: return f(std::integral_constant<int, 1>{});
+    case 2: return f(std::integral_constant<int, 2>{});
+    case 4: return f(std::integral_constant<int, 4>{});
+    case 8: return f(std::integral_constant<int, 8>{});
+    default: return f(std::integral_constant<int, 16>{});
+  }
+}
+
+// This warp's candidate buffer (keys, then ids) in the block's dynamic shared memory, which a
+// launch sizes as warps per block x capacity x 8 bytes.
+__device__ __forceinline__ void warp_candidate_buffer(int capacity, std::uint32_t*& keys, std::int32_t*& ids) {
+  extern __shared__ std::uint32_t candidate_memory[];
+  keys = candidate_memory + static_cast<std::size_t>(threadIdx.x / 32) * capacity * 2;
+  ids = reinterpret_cast<std::int32_t*>(keys + capacity);
 }
 
 // Candidate buffer entries per warp.
