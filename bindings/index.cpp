@@ -149,6 +149,10 @@ void bind_index(py::module_& m) {
       .def_property_readonly("n_blocks", &SparseIndex::n_blocks)
       .def_property_readonly("n_postings_stored", &SparseIndex::n_postings_stored)
       .def_property_readonly("n_summary_entries", &SparseIndex::n_summary_entries)
+      .def("block_lengths", [](const SparseIndex& self) {
+        const std::vector<std::int64_t> lengths = self.block_lengths();
+        return py::array_t<std::int64_t>(static_cast<py::ssize_t>(lengths.size()), lengths.data());
+      })
       .def_property_readonly("nbytes", &SparseIndex::file_bytes)
       .def_property_readonly("params", [](const SparseIndex& self) {
         const IndexParams& p = self.params();

@@ -61,6 +61,7 @@ class SparseIndex {
   bool is_signed() const { return signed_; }
   const IndexParams& params() const { return params_; }
   std::int64_t n_blocks() const { return n_blocks_; }
+  std::vector<std::int64_t> block_lengths() const;  // rows per block (approximate mode)
   std::int64_t n_postings_stored() const;
   // The forward index as float32 CSR (exact indexes); an empty view (null arrays) for
   // approximate ones, which hold it compact. Used by the GPU path.
@@ -97,9 +98,9 @@ class SparseIndex {
   float record_dot(const std::uint16_t* rec, std::int64_t len, const float* q_dense) const;
   float record_value(const std::uint16_t* rec, std::int64_t len, std::int32_t feature) const;
   float value_at(std::int64_t row, std::int32_t feature) const;
-  std::int64_t record_unit(std::int64_t row) const {
-    return kRecordHeader * row + record_width() * fwd_indptr_[row];
-  }
+  std::int64_t record_unit(std::int64_t row) const { return row_unit_[row]; }
+  // Records in the order search is likely to read them: see pack_forward.
+  std::vector<std::int32_t> record_order(const std::int32_t* post_rows) const;
   std::int64_t record_width() const { return n_cols_ <= 65536 ? 2 : 3; }  // u16 units per entry
   std::uint64_t loc_at(std::int64_t p) const { return post_loc32_ ? post_loc32_[p] : post_loc64_[p]; }
   static constexpr std::int64_t kRecordHeader = 4;  // u16 units: row id (u32), scale (f32)
@@ -129,14 +130,17 @@ class SparseIndex {
   const float* col_values_ = nullptr;
   // Both modes: full column lengths (tells whether a pruned list is complete).
   const std::int64_t* col_nnz_ = nullptr;
-  // Approximate mode (file version 3): the compact forward index is one array of u16 units
-  // holding a record per row, at unit record_unit(r): row id (u32), s_r (f32), the row's
+  // Approximate mode (file version 4): the compact forward index is one array of u16 units
+  // holding a record per row, at unit row_unit_[r] (version 3: in row order, without
+  // row_unit; version 4: in the order of record_order): row id (u32), s_r (f32), the row's
   // feature ids (u16, or u32 as two units when n_cols > 65536), then its half values of x / s_r
   // (s_r a power of two, so the division is exact and |x / s_r| < 1; relative error <= 2^-11
   // of the row's largest |x|). A posting is the location of its row's record,
   // (unit << loc_len_bits_) | length, in u32 when that fits, else u64: re-scoring reads a row
   // with no dependent load of its offsets, and the row id comes from the record itself.
   const std::uint16_t* fwd_rows_ = nullptr;
+  const std::int64_t* row_unit_ = nullptr;  // where row r's record starts (file version 4)
+  std::int64_t fwd_units_ = 0;              // length of fwd_rows_
   const std::uint32_t* post_loc32_ = nullptr;
   const std::uint64_t* post_loc64_ = nullptr;
   int loc_len_bits_ = 0;
@@ -153,7 +157,7 @@ class SparseIndex {
   const float* block_lo_scale_ = nullptr;
 
   struct Owned {
-    std::vector<std::int64_t> fwd_indptr, col_ptr, col_nnz, list_block_ptr, block_row_ptr, block_sum_ptr;
+    std::vector<std::int64_t> fwd_indptr, col_ptr, col_nnz, list_block_ptr, block_row_ptr, block_sum_ptr, row_unit;
     std::vector<std::int32_t> fwd_indices, col_rows, post_rows, sum_features32;
     std::vector<std::uint16_t> sum_features16, fwd_rows;
     std::vector<std::uint32_t> post_loc32;

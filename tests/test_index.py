@@ -485,8 +485,11 @@ def test_version_1_file_still_loads():
 def test_older_approximate_files_still_load_and_search_identically(tmp_path, version, name):
     # Approximate indexes saved by format versions 2 and 3 (tests/data/make_index_v{2,3}.py, each
     # written before the next version existed; never regenerate them). Version 2: postings were
-    # row ids beside a separate compact forward index; version 3: block summaries stored
-    # block-major. Loading converts them bit for bit; re-saving equals a fresh build.
+    # row ids beside a separate compact forward index; version 3: records in row order. Loading
+    # converts them bit for bit (they keep their blocks, so they search exactly as when saved)
+    # and re-saving writes the current version, which loads as the same index. A fresh build
+    # prunes the same postings and stores the same values (its blocks differ since small
+    # clusters are dissolved, index round 6).
     expected = np.load(DATA / f"index_v{version}_{name}_expected.npz")
     old = lk.SparseIndex.load(DATA / f"index_v{version}_{name}.sidx")
     queries = lk.SparseCodes(expected["q_indptr"], expected["q_indices"], expected["q_values"],
@@ -494,8 +497,10 @@ def test_older_approximate_files_still_load_and_search_identically(tmp_path, ver
     rebuilt = lk.SparseIndex(lk.SparseCodes.from_dense(expected["dense"]), n_postings=20, block_fraction=0.3)
     old.save(tmp_path / "resaved.sidx")
     resaved = lk.SparseIndex.load(tmp_path / "resaved.sidx")
-    assert resaved.to_bytes() == rebuilt.to_bytes()  # same index as a fresh build
-    for index in (old, rebuilt, resaved):
+    assert file_version(resaved.to_bytes()) == CURRENT_INDEX_VERSION
+    assert resaved.to_bytes() == old.to_bytes()
+    assert old._core.n_postings_stored == rebuilt._core.n_postings_stored
+    for index in (old, resaved):
         ids, scores = index.search(queries, k=5, query_cut=3, heap_factor=0.9)
         np.testing.assert_array_equal(ids, expected["ids"])
         np.testing.assert_array_equal(scores, expected["scores"])
@@ -511,6 +516,8 @@ def test_older_approximate_files_still_load_and_search_identically(tmp_path, ver
     ("fwd_rows", 0, 0x05),   # a record with another row's id
     ("fwd_rows", 7, 0x80),   # a row scale that is not a positive finite float
     ("fwd_rows", 9, 0xff),   # a feature id past n_features
+    ("row_unit", 0, 0x08),   # a row whose record is not where row_unit says
+    ("row_unit", 7, 0x40),   # or lies past the end of fwd_rows
 ])
 def test_structurally_damaged_records_are_format_errors(rng, tmp_path, section, at, value):
     # Without checksum verification, the structure checks alone must refuse a file whose
@@ -524,11 +531,30 @@ def test_structurally_damaged_records_are_format_errors(rng, tmp_path, section, 
         lk.SparseIndex.load(tmp_path / "bad.sidx", verify=False)
 
 
-def test_saved_files_are_version_3(rng):
+CURRENT_INDEX_VERSION = 4
+
+
+def test_clusters_of_one_or_two_rows_are_dissolved(rng):
+    # Seismic's min_cluster_size (2): with block_fraction 0.5 most random centroids attract one
+    # or two rows; those clusters are dissolved into the others. Only a list's leftover block
+    # (rows meeting no centroid), or a list whose clusters are all that small, may keep one.
+    codes, _ = random_codes(rng, 400, 16, density=0.5)
+    index = lk.SparseIndex(codes, n_postings=100, block_fraction=0.5)
+    lengths = index._core.block_lengths()
+    assert lengths.sum() == index._core.n_postings_stored and len(lengths) == index.n_blocks
+    assert (lengths <= 2).sum() <= index.n_features
+    assert index.n_blocks < 0.5 * index._core.n_postings_stored / 2  # far fewer than 0.5 per posting
+
+
+def file_version(data):
+    assert data[12:16] == b"SIDX"
+    return int.from_bytes(data[16:20], "little")
+
+
+def test_saved_files_are_the_current_version(rng):
     codes, _ = random_codes(rng, 50, 10, density=0.3)
     for approximate in (False, True):
-        data = lk.SparseIndex(codes, approximate=approximate).to_bytes()
-        assert data[12:16] == b"SIDX" and int.from_bytes(data[16:20], "little") == 3
+        assert file_version(lk.SparseIndex(codes, approximate=approximate).to_bytes()) == CURRENT_INDEX_VERSION
 
 
 def test_wide_ids_and_long_rows_use_64_bit_postings(rng):
