@@ -32,7 +32,9 @@ class SparseIndex:
         lists keeps ``n_postings * n_features`` entries, no list more than ``1.5 * n_postings``
         (Seismic's global pruning; its ``n_postings`` means the same).
     block_fraction : float, default 0.1
-        Blocks per posting list as a fraction of its length (approximate mode).
+        Centroids per posting list as a fraction of its length (approximate mode). Clusters of
+        one or two rows are dissolved into the others (Seismic's ``min_cluster_size=2``), so
+        lists end up with fewer, larger blocks.
     summary_energy : float, default 0.4
         Fraction of each block summary's L1 mass kept (approximate mode; 1.0 keeps exact bounds
         up to u8 rounding, which rounds up).
@@ -52,6 +54,8 @@ class SparseIndex:
     re-scoring scattered rows is memory-bound: each stored value is within ``2**-11`` of its
     row's largest ``|x|`` (values under about ``2**-25`` of it read as 0), and so are the
     values ``top_activations`` returns for an approximate index. Small integers stay exact.
+    The rows' records are stored in the order search is likely to read them (the rows of large
+    blocks of common features together), so a visited block is mostly sequential reads.
     On x86-64 CPUs with AVX2 and F16C, re-scoring and block bounds use vector kernels chosen at
     run time; they differ from the scalar ones only in summation order (float32 rounding).
     Setting the environment variable ``LIKEABLE_NO_SIMD=1`` before the first search of a
