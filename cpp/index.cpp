@@ -419,6 +419,7 @@ void SparseIndex::pack_forward(RowFill&& fill, const std::int32_t* post_rows, st
   });
   // Postings: u32 locations when the record offset and the length bits fit, else u64.
   const bool narrow_loc = bit_width(static_cast<std::uint64_t>(units)) + loc_len_bits_ <= 32;
+  narrow_loc_ = narrow_loc;
   if (narrow_loc) o.post_loc32.resize(n_post);
   else o.post_loc64.resize(n_post);
   for (std::int64_t p = 0; p < n_post; ++p) {
@@ -1172,7 +1173,7 @@ io::SectionWriter SparseIndex::writer(std::vector<std::int64_t>& meta, std::vect
     w.add("row_unit", row_unit_, n_rows_);
     w.add("list_block_ptr", list_block_ptr_, n_cols_ + 1);
     w.add("block_row_ptr", block_row_ptr_, n_blocks_ + 1);
-    if (post_loc32_) w.add("post_loc", post_loc32_, n_post);
+    if (narrow_loc_) w.add("post_loc", post_loc32_, n_post);
     else w.add("post_loc", post_loc64_, n_post);
     w.add("block_sum_ptr", block_sum_ptr_, n_blocks_ + 1);
     if (n_cols_ <= 65536) w.add("sum_features", sum_features16_, n_sum);
@@ -1363,6 +1364,7 @@ std::shared_ptr<SparseIndex> SparseIndex::load(std::shared_ptr<io::Buffer> buffe
   // Same rule as pack_forward: the location word's width follows from the sizes.
   idx->loc_len_bits_ = std::max(1, bit_width(static_cast<std::uint64_t>(longest)));
   const bool narrow_loc = bit_width(static_cast<std::uint64_t>(units)) + idx->loc_len_bits_ <= 32;
+  idx->narrow_loc_ = narrow_loc;
   const std::int64_t n_post = static_cast<std::int64_t>(narrow_loc ? rd.count<std::uint32_t>("post_loc")
                                                                    : rd.count<std::uint64_t>("post_loc"));
   check_monotone(idx->block_row_ptr_, n_blocks, n_post, source, "block_row_ptr");

@@ -143,6 +143,7 @@ class SparseIndex {
   std::int64_t fwd_units_ = 0;              // length of fwd_rows_
   const std::uint32_t* post_loc32_ = nullptr;
   const std::uint64_t* post_loc64_ = nullptr;
+  bool narrow_loc_ = true;  // post_loc holds u32 (else u64); also decides an empty array's type
   int loc_len_bits_ = 0;
   // List j has blocks [list_block_ptr[j], list_block_ptr[j+1]); block b holds postings
   // [block_row_ptr[b], block_row_ptr[b+1]) and summary entries [block_sum_ptr[b], ..+1).

@@ -197,6 +197,19 @@ def test_empty_index_and_empty_queries(rng):
     assert (ids == -1).all() and np.isneginf(scores).all()
 
 
+@pytest.mark.parametrize("approximate", [False, True])
+@pytest.mark.parametrize("n_rows", [0, 5])
+def test_indexes_without_postings_save_and_load(tmp_path, approximate, n_rows):
+    # No rows, or rows that are all zero: every array that holds postings is empty, and an
+    # empty posting array must still be written with the type the loader expects.
+    index = lk.SparseIndex(lk.SparseCodes.empty(n_rows, 8), approximate=approximate)
+    index.save(tmp_path / "empty.sidx")
+    loaded = lk.SparseIndex.load(tmp_path / "empty.sidx")
+    assert loaded.to_bytes() == index.to_bytes() and loaded.n_rows == n_rows
+    ids, scores = loaded.search(np.ones((2, 8), np.float32), k=3)
+    assert (ids == index.search(np.ones((2, 8), np.float32), k=3)[0]).all()
+
+
 # --- approximate search ----------------------------------------------------------------------
 @pytest.mark.parametrize("signed", [False, True])
 def test_approximate_with_lossless_settings_is_exact(rng, signed):
