@@ -406,7 +406,7 @@ void SparseIndex::pack_forward(RowFill&& fill, const std::int32_t* post_rows, st
   o.fwd_rows.assign(static_cast<std::size_t>(units), 0);
   std::int64_t longest = 0;
   for (std::int64_t r = 0; r < n_rows_; ++r) longest = std::max(longest, fwd_indptr_[r + 1] - fwd_indptr_[r]);
-  loc_len_bits_ = std::max(1, bit_width(static_cast<std::uint64_t>(longest)));
+  set_location_width(longest, units);
   parallel_for(n_rows_, 4096, params_.threads, [&](std::int64_t begin, std::int64_t end, int) {
     for (std::int64_t r = begin; r < end; ++r) {
       std::uint16_t* rec = o.fwd_rows.data() + record_unit(r);
@@ -417,21 +417,24 @@ void SparseIndex::pack_forward(RowFill&& fill, const std::int32_t* post_rows, st
       std::memcpy(rec + 2, &scale, 4);
     }
   });
-  // Postings: u32 locations when the record offset and the length bits fit, else u64.
-  const bool narrow_loc = bit_width(static_cast<std::uint64_t>(units)) + loc_len_bits_ <= 32;
-  narrow_loc_ = narrow_loc;
-  if (narrow_loc) o.post_loc32.resize(n_post);
+  if (narrow_loc_) o.post_loc32.resize(n_post);
   else o.post_loc64.resize(n_post);
   for (std::int64_t p = 0; p < n_post; ++p) {
     const std::int64_t r = post_rows[p];
     const std::uint64_t loc = (static_cast<std::uint64_t>(record_unit(r)) << loc_len_bits_) |
                               static_cast<std::uint64_t>(fwd_indptr_[r + 1] - fwd_indptr_[r]);
-    if (narrow_loc) o.post_loc32[p] = static_cast<std::uint32_t>(loc);
+    if (narrow_loc_) o.post_loc32[p] = static_cast<std::uint32_t>(loc);
     else o.post_loc64[p] = loc;
   }
   fwd_rows_ = o.fwd_rows.data();
-  post_loc32_ = narrow_loc ? o.post_loc32.data() : nullptr;
-  post_loc64_ = narrow_loc ? nullptr : o.post_loc64.data();
+  post_loc32_ = narrow_loc_ ? o.post_loc32.data() : nullptr;
+  post_loc64_ = narrow_loc_ ? nullptr : o.post_loc64.data();
+}
+
+void SparseIndex::set_location_width(std::int64_t longest_row, std::int64_t units) {
+  // A posting is (record unit << loc_len_bits_) | row length: a u32 when both fit, else a u64.
+  loc_len_bits_ = std::max(1, bit_width(static_cast<std::uint64_t>(longest_row)));
+  narrow_loc_ = bit_width(static_cast<std::uint64_t>(units)) + loc_len_bits_ <= 32;
 }
 
 void SparseIndex::pack_from_floats(const std::int32_t* ids, const float* values, const std::int32_t* post_rows,
@@ -1288,7 +1291,7 @@ std::shared_ptr<SparseIndex> SparseIndex::load(std::shared_ptr<io::Buffer> buffe
 
   if (!rd.has("fwd_rows")) {
     // Versions 1 and 2: row ids as postings and a separate forward index, converted here into
-    // the version-3 records (v2 values are copied bit for bit, so results do not change).
+    // the current records (v2 values are copied bit for bit, so results do not change).
     const std::int64_t n_post = static_cast<std::int64_t>(rd.count<std::int32_t>("post_rows"));
     check_monotone(idx->block_row_ptr_, n_blocks, n_post, source, "block_row_ptr");
     const std::int32_t* post_rows = rd.get<std::int32_t>("post_rows", n_post);
@@ -1361,14 +1364,11 @@ std::shared_ptr<SparseIndex> SparseIndex::load(std::shared_ptr<io::Buffer> buffe
         throw FormatError(concat(source, ": row ", r, " holds feature ", id, ", outside [0, ", n_cols, ")"));
     }
   }
-  // Same rule as pack_forward: the location word's width follows from the sizes.
-  idx->loc_len_bits_ = std::max(1, bit_width(static_cast<std::uint64_t>(longest)));
-  const bool narrow_loc = bit_width(static_cast<std::uint64_t>(units)) + idx->loc_len_bits_ <= 32;
-  idx->narrow_loc_ = narrow_loc;
-  const std::int64_t n_post = static_cast<std::int64_t>(narrow_loc ? rd.count<std::uint32_t>("post_loc")
-                                                                   : rd.count<std::uint64_t>("post_loc"));
+  idx->set_location_width(longest, units);
+  const std::int64_t n_post = static_cast<std::int64_t>(idx->narrow_loc_ ? rd.count<std::uint32_t>("post_loc")
+                                                                        : rd.count<std::uint64_t>("post_loc"));
   check_monotone(idx->block_row_ptr_, n_blocks, n_post, source, "block_row_ptr");
-  if (narrow_loc) idx->post_loc32_ = rd.get<std::uint32_t>("post_loc", n_post);
+  if (idx->narrow_loc_) idx->post_loc32_ = rd.get<std::uint32_t>("post_loc", n_post);
   else idx->post_loc64_ = rd.get<std::uint64_t>("post_loc", n_post);
   const std::uint64_t len_mask = (std::uint64_t{1} << idx->loc_len_bits_) - 1;
   for (std::int64_t p = 0; p < n_post; ++p) {

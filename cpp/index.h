@@ -92,6 +92,7 @@ class SparseIndex {
   // fill(r, id_units, halves) writes row r's ids and half values and returns its scale s_r.
   template <class RowFill>
   void pack_forward(RowFill&& fill, const std::int32_t* post_rows, std::int64_t n_post);
+  void set_location_width(std::int64_t longest_row, std::int64_t units);  // loc_len_bits_, narrow_loc_
   void pack_from_floats(const std::int32_t* ids, const float* values, const std::int32_t* post_rows,
                         std::int64_t n_post);
   float row_dot(std::int64_t row, const float* q_dense) const;
