@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "../cpp/common.h"
-#include "../cpp/sparse.h"
+#include "core/common.h"
+#include "core/sparse.h"
 
 namespace likeable::py_bind {
 

@@ -4,7 +4,7 @@
 
 #include <optional>
 
-#include "../cpp/encoder.h"
+#include "encoder/encoder.h"
 #include "arrays.h"
 #include "bindings.h"
 

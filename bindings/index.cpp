@@ -6,8 +6,8 @@
 
 #include <algorithm>
 
-#include "../cpp/index.h"
-#include "../cpp/io.h"
+#include "index/index.h"
+#include "core/io.h"
 #include "arrays.h"
 #include "bindings.h"
 

@@ -1,9 +1,9 @@
 // The private extension module likeable._core: errors, thread helpers, and each concept.
 #include <pybind11/pybind11.h>
 
-#include "../cpp/blas.h"
-#include "../cpp/common.h"
-#include "../cpp/sparse.h"
+#include "core/blas.h"
+#include "core/common.h"
+#include "core/sparse.h"
 #include "arrays.h"
 #include "bindings.h"
 

@@ -3,8 +3,8 @@
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
 
-#include "../cpp/preferences.h"
-#include "../cpp/scoring.h"
+#include "preferences/preferences.h"
+#include "preferences/scoring.h"
 #include "arrays.h"
 #include "bindings.h"
 

@@ -42,10 +42,16 @@ from .index import SparseIndex  # noqa: E402
 from .preferences import (DriftWeights, FeatureEffects, PreferenceModel, Selection,  # noqa: E402
                           UnknownUserError, UserPreferences, drift_weights)
 from .sparse import SparseCodes  # noqa: E402
-from . import datasets, gpu  # noqa: E402
-from .embed import OnnxEmbedder  # noqa: E402
-from .evaluate import EvalConfig, evaluate  # noqa: E402
-from .report import Report  # noqa: E402
+from . import gpu  # noqa: E402
+from .protocol import datasets  # noqa: E402
+from .protocol.embed import OnnxEmbedder  # noqa: E402
+from .protocol.evaluate import EvalConfig, evaluate  # noqa: E402
+from .protocol.report import Report  # noqa: E402
+
+# `likeable.datasets` is public: the same module object, importable by its old name.
+import sys as _sys  # noqa: E402
+
+_sys.modules[__name__ + ".datasets"] = datasets
 
 __version__ = "0.1.0"
 

@@ -114,8 +114,8 @@ def _f(v) -> str:
 
 
 def _cmd_demo(args) -> int:
-    from . import datasets
-    from .evaluate import EvalConfig, evaluate
+    from .protocol import datasets
+    from .protocol.evaluate import EvalConfig, evaluate
 
     if args.k > args.features:
         raise ValueError(f"--k {args.k} exceeds --features {args.features}")
@@ -150,15 +150,15 @@ def _parse_columns(text: str | None) -> dict | None:
 
 
 def _cmd_analyze(args) -> int:
-    from . import datasets
-    from .embed import OnnxEmbedder
-    from .evaluate import EvalConfig, evaluate
+    from .protocol import datasets
+    from .protocol.embed import OnnxEmbedder
+    from .protocol.evaluate import EvalConfig, evaluate
 
     ds = datasets.load(args.data, format=args.format, columns=_parse_columns(args.columns))
     embedder = OnnxEmbedder(args.embedder, cache_dir=args.cache, progress=not args.quiet, threads=args.threads)
     describer = None
     if args.llm_model:
-        from .describe import ChatDescriber
+        from .protocol.describe import ChatDescriber
 
         describer = ChatDescriber(model=args.llm_model, base_url=args.llm_base_url,
                                   cache_dir=os.path.join(args.cache, "llm") if args.cache else None)

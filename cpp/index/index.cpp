@@ -1,4 +1,4 @@
-#include "index.h"
+#include "index/index.h"
 
 #include <algorithm>
 #include <cmath>

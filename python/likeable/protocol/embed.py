@@ -7,7 +7,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ._validation import check_positive_int, fspath
+from .._validation import check_positive_int, fspath
 
 __all__ = ["OnnxEmbedder"]
 

@@ -1,10 +1,10 @@
-#include "blas.h"
+#include "core/blas.h"
 
 #include <cblas.h>
 
 #include <limits>
 
-#include "common.h"
+#include "core/common.h"
 
 namespace likeable::blas {
 namespace {

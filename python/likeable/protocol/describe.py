@@ -18,7 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ._io import atomic_write_bytes
+from .._io import atomic_write_bytes
 
 __all__ = ["DistinctiveWords", "ChatDescriber", "fidelity"]
 

@@ -18,7 +18,7 @@ from .datasets import SESSION_DIMENSIONS, PreferenceDataset, synthetic_candidate
 from .describe import DistinctiveWords, fidelity
 from .report import Report
 from .simulate import FixedPolicy, simulate_sessions, simulated_user_weights
-from .sparse import SparseCodes
+from ..sparse import SparseCodes
 from .split import group_components, split_by_components
 
 __all__ = ["EvalConfig", "evaluate"]
@@ -171,7 +171,7 @@ class _Protocol:
         self.length_control = (self.dl / scale).astype(np.float32)[:, None]
 
     def train_encoder(self) -> None:
-        from .encoder import SparseEncoder
+        from ..encoder import SparseEncoder
 
         cfg = self.cfg
         x_train = np.concatenate([self.delta[self.train], -self.delta[self.train]])
@@ -200,7 +200,7 @@ class _Protocol:
         return rows[self.ds.label[rows] != 0.5]
 
     def prediction(self) -> None:
-        from .preferences import PreferenceModel
+        from ..preferences import PreferenceModel
 
         cfg = self.cfg
         tr, te = self._decided(self.train), self._decided(self.test)
@@ -243,8 +243,8 @@ class _Protocol:
 
     # -- 5, 6. features ------------------------------------------------------------------
     def features(self) -> None:
-        from .index import SparseIndex
-        from .preferences import PreferenceModel
+        from ..index import SparseIndex
+        from ..preferences import PreferenceModel
 
         cfg, ds = self.cfg, self.ds
         tr = self.train_decided
@@ -321,7 +321,7 @@ class _Protocol:
 
     # -- 7. personalization --------------------------------------------------------------
     def personalization(self) -> None:
-        from .preferences import PreferenceModel, UserPreferences, drift_weights
+        from ..preferences import PreferenceModel, UserPreferences, drift_weights
 
         cfg, ds = self.cfg, self.ds
         tr, te = self.train_decided, self.test_decided
@@ -402,7 +402,7 @@ class _Protocol:
 
     # -- 8. sessions ---------------------------------------------------------------------
     def sessions(self) -> None:
-        from .preferences import UserPreferences
+        from ..preferences import UserPreferences
 
         cfg, truth = self.cfg, self.ds.truth
         encoder, pop = self.encoder, self.population
@@ -475,6 +475,6 @@ def _hstack(matrix, dense_columns: np.ndarray):
 
 def _zero_population(codes: SparseCodes, y: np.ndarray):
     """A fitted PreferenceModel whose weights are all zero (the 'per-user only' prior)."""
-    from .preferences import PreferenceModel
+    from ..preferences import PreferenceModel
 
     return PreferenceModel(l1=1e30).fit(codes, y)

@@ -4,8 +4,8 @@
 
 #include <cstdint>
 
-#include "common.h"
-#include "sparse.h"
+#include "core/common.h"
+#include "core/sparse.h"
 
 namespace likeable::scoring {
 

@@ -13,9 +13,9 @@
 #include <string>
 #include <vector>
 
-#include "common.h"
-#include "io.h"
-#include "sparse.h"
+#include "core/common.h"
+#include "core/io.h"
+#include "core/sparse.h"
 
 namespace likeable {
 

@@ -180,7 +180,7 @@ def test_training_steps_match_autograd_reference(rng):
 
     torch.set_num_threads(1)  # tiny tensors: a thread team only costs time here
 
-    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks"))
     from torch_sae import TorchTopKSAE
 
     d, M, B = 29, 37, 23
@@ -379,7 +379,7 @@ def test_version_1_file_still_loads():
     """A file written by format version 1 (checked in) loads and encodes as it did then."""
     from pathlib import Path
 
-    data = Path(__file__).parent / "data"
+    data = Path(__file__).resolve().parents[1] / "data"
     enc = lk.SparseEncoder.load(data / "encoder_v1.safetensors")
     assert (enc.kind, enc.k, enc.signed, tuple(enc.matryoshka)) == ("batchtopk", 3, False, (4,))
     want = np.load(data / "encoder_v1_expected.npz")

@@ -13,7 +13,7 @@ import scipy.sparse as sp
 import likeable as lk
 from likeable.index import brute_force_search
 
-DATA = Path(__file__).resolve().parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 
 
 # --- helpers -------------------------------------------------------------------------------

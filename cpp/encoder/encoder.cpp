@@ -1,4 +1,4 @@
-#include "encoder.h"
+#include "encoder/encoder.h"
 
 #include <algorithm>
 #include <cmath>
@@ -6,11 +6,11 @@
 #include <limits>
 #include <numeric>
 
-#include "blas.h"
+#include "core/blas.h"
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
-#include "topk.h"
+#include "core/topk.h"
 
 namespace likeable {
 namespace {

@@ -1,4 +1,4 @@
-#include "scoring.h"
+#include "preferences/scoring.h"
 
 #include <cmath>
 #include <cstring>

@@ -14,8 +14,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ._core import FormatError
-from ._validation import check_positive_int, fspath
+from .._core import FormatError
+from .._validation import check_positive_int, fspath
 
 __all__ = ["PreferenceDataset", "load", "synthetic", "ATTRIBUTE_NAMES", "SESSION_DIMENSIONS"]
 

@@ -5,7 +5,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import numpy as np
 import pytest
 
-from likeable.describe import ChatDescriber, DistinctiveWords, fidelity
+from likeable.protocol.describe import ChatDescriber, DistinctiveWords, fidelity
 
 
 def test_distinctive_words_finds_planted_words(rng):

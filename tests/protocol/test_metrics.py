@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from likeable import metrics
+from likeable.protocol import metrics
 
 
 def _auc_reference(y, s):

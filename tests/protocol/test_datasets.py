@@ -9,7 +9,7 @@ import pytest
 
 from conftest import shared_path
 from likeable import datasets
-from likeable.split import group_components, split_by_components
+from likeable.protocol.split import group_components, split_by_components
 
 ROWS = [{"q": f"prompt {i % 3}", "ra": f"answer a {i}", "rb": f"answer b {i}", "pref": [1, 0, 0.5][i % 3],
          "user": f"u{i % 2}"} for i in range(9)]

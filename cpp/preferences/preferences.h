@@ -12,8 +12,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "common.h"
-#include "sparse.h"
+#include "core/common.h"
+#include "core/sparse.h"
 
 namespace likeable::prefs {
 

@@ -1,4 +1,4 @@
-#include "preferences.h"
+#include "preferences/preferences.h"
 
 #include <cmath>
 #include <limits>

@@ -5,7 +5,7 @@ import pytest
 
 import likeable as lk
 from likeable import datasets
-from likeable.simulate import FixedPolicy, RandomPolicy, simulate_sessions, simulated_user_weights
+from likeable.protocol.simulate import FixedPolicy, RandomPolicy, simulate_sessions, simulated_user_weights
 
 
 class _OnlineRidge:
@@ -125,8 +125,8 @@ def test_evaluate_rejects_bad_input():
 
 
 def test_mean_user_auc_matches_per_user_loop(rng):
-    from likeable.evaluate import _mean_user_auc
-    from likeable.metrics import auc
+    from likeable.protocol.evaluate import _mean_user_auc
+    from likeable.protocol.metrics import auc
 
     y = rng.integers(0, 2, 300).astype(float)
     s = rng.random(300)

@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from ._io import atomic_write_bytes
-from ._validation import fspath
+from .._io import atomic_write_bytes
+from .._validation import fspath
 
 __all__ = ["Report", "REQUIRED_KEYS"]
 
