@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "core/common.h"
+#include "core/errors.h"
 #include "core/sparse.h"
 
 namespace likeable::py_bind {

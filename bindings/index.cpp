@@ -6,6 +6,7 @@
 
 #include <algorithm>
 
+#include "index/brute_force.h"
 #include "index/index.h"
 #include "core/io.h"
 #include "arrays.h"
@@ -64,7 +65,7 @@ void bind_index(py::module_& m) {
              p.seed = seed;
              p.threads = threads;
              py::gil_scoped_release release;
-             return std::make_shared<SparseIndex>(arrays.view, p);
+             return SparseIndex::build(arrays.view, p);
            }),
            py::arg("codes"), py::arg("approximate"), py::arg("n_postings"), py::arg("block_fraction"),
            py::arg("summary_energy"), py::arg("doc_cut"), py::arg("seed"), py::arg("threads"))

@@ -2,7 +2,8 @@
 #include <pybind11/pybind11.h>
 
 #include "core/blas.h"
-#include "core/common.h"
+#include "core/errors.h"
+#include "core/parallel.h"
 #include "core/sparse.h"
 #include "arrays.h"
 #include "bindings.h"

@@ -12,7 +12,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "core/common.h"
+#include "core/errors.h"
+#include "core/parallel.h"
 #include "core/sparse.h"
 
 namespace likeable::prefs {
