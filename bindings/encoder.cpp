@@ -4,7 +4,7 @@
 
 #include <optional>
 
-#include "encoder/encoder.h"
+#include "encoder/train.h"
 #include "arrays.h"
 #include "bindings.h"
 

@@ -3,7 +3,8 @@
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
 
-#include "preferences/preferences.h"
+#include "preferences/logistic.h"
+#include "preferences/user_offsets.h"
 #include "preferences/scoring.h"
 #include "arrays.h"
 #include "bindings.h"
