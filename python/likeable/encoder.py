@@ -226,10 +226,10 @@ class SparseEncoder:
         k_eff, use_threshold = self._select(k)
         # codes (8 bytes per kept entry) plus the per-row top-K scratch held while encoding
         check_allocation(X.shape[0] * (k_eff * 20 + 8), f"encoding {X.shape[0]} rows")
-        indptr, indices, values = _core.encoder_encode(
+        out = _core.encoder_encode(
             X, self._W_encT, self._b_enc, self._b_dec, self._threshold, k_eff, bool(self.signed),
             use_threshold, self._threads(threads))
-        return SparseCodes(indptr, indices, values, (X.shape[0], self.n_features), validate=False)
+        return SparseCodes(out.indptr, out.indices, out.values, out.shape, validate=False)
 
     def decode(self, codes: Any, *, threads: int | None = None, device: str | None = None) -> np.ndarray:
         """Reconstruction ``codes @ W_dec + b_dec`` as float32 (n x d).
@@ -254,7 +254,7 @@ class SparseEncoder:
         return self.encode(X)
 
     # --- health numbers -------------------------------------------------------------------
-    def _raw_stats(self, X: np.ndarray, mean: np.ndarray, threads: int | None) -> dict:
+    def _raw_stats(self, X: np.ndarray, mean: np.ndarray, threads: int | None) -> "_core.ReconstructionStats":
         k_eff, use_threshold = self._select(None)
         return _core.encoder_reconstruction_stats(
             X, self._W_encT, self._b_enc, self._W_dec, self._b_dec, self._threshold,
@@ -266,11 +266,11 @@ class SparseEncoder:
         self._check_fitted()
         X = as_float32_matrix(X, "X", n_cols=self.n_dims_, allow_empty=False)
         raw = self._raw_stats(X, X.mean(axis=0, dtype=np.float64), threads)
-        dev = raw["squared_deviation"]
-        nmse = raw["squared_error"] / dev if dev > 0 else (0.0 if raw["squared_error"] == 0 else math.inf)
+        dev = raw.squared_deviation
+        nmse = raw.squared_error / dev if dev > 0 else (0.0 if raw.squared_error == 0 else math.inf)
         return EncoderStats(normalized_mse=float(nmse),
-                            dead_fraction=float(np.mean(raw["fire_counts"] == 0)),
-                            mean_active=raw["n_active"] / X.shape[0], n_rows=X.shape[0])
+                            dead_fraction=float(np.mean(raw.fire_counts == 0)),
+                            mean_active=raw.n_active / X.shape[0], n_rows=X.shape[0])
 
     def normalized_mse(self, X: Any, *, threads: int | None = None) -> float:
         """``sum ||x - decode(encode(x))||^2 / sum ||x - mean(X)||^2`` over the rows of ``X``."""
@@ -364,11 +364,11 @@ class SparseEncoder:
                 order = rng.permutation(n_train).astype(np.int64)
                 step = trainer.run_epoch(W_encT, b_enc, W_dec, b_dec, threshold, X_train, order,
                                          batch_size, norm)
-                val = self._raw_stats(X_val, val_mean, n_threads)["squared_error"] / val_dev
-                history.append({"epoch": epoch, "loss": step["loss"], "aux_loss": step["aux_loss"],
-                                "val_normalized_mse": val, "dead_fraction": step["dead_fraction"]})
+                val = self._raw_stats(X_val, val_mean, n_threads).squared_error / val_dev
+                history.append({"epoch": epoch, "loss": step.loss, "aux_loss": step.aux_loss,
+                                "val_normalized_mse": val, "dead_fraction": step.dead_fraction})
                 if hasattr(bar, "set_postfix"):
-                    bar.set_postfix(loss=f"{step['loss']:.4f}", val=f"{val:.4f}")
+                    bar.set_postfix(loss=f"{step.loss:.4f}", val=f"{val:.4f}")
                 if val < best_val:
                     best_val, best_epoch, since_best = val, epoch, 0
                     best_state = tuple(None if a is None else a.copy()

@@ -158,9 +158,9 @@ class SparseIndex:
     def _forward_on_device(self):
         from . import gpu
 
-        indptr, indices, values = self._core.forward_csr()
+        rows = self._core.forward_csr()
         return gpu.DeviceSparseCodes.from_host(
-            SparseCodes(indptr, indices, values, (self.n_rows, self.n_features), validate=False))
+            SparseCodes(rows.indptr, rows.indices, rows.values, rows.shape, validate=False))
 
     def top_activations(self, feature: int, n: int = 20, sign: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Rows where ``feature`` is most positive (``sign=+1``) or most negative (``sign=-1``).

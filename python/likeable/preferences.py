@@ -261,15 +261,14 @@ class PreferenceModel:
         """Fit on pair codes (SparseCodes, scipy.sparse or dense), labels in {0, 1} and optional controls."""
         l2, l1, max_iter, tol = self._checked_params()
         codes, y, ctl = self._prepare(pair_codes, labels, controls)
-        coef, control_coef, intercept, n_iter, converged = _core.fit_logistic(
-            codes, ctl, y, None, l2, l1, bool(self.fit_intercept), max_iter, tol)
-        self.coef_ = coef
-        self.control_coef_ = control_coef
-        self.intercept_ = float(intercept)
+        fit = _core.fit_logistic(codes, ctl, y, None, l2, l1, bool(self.fit_intercept), max_iter, tol)
+        self.coef_ = fit.coef
+        self.control_coef_ = fit.control_coef
+        self.intercept_ = float(fit.intercept)
         self.n_features_in_ = codes.shape[1]
         self.n_controls_ = 0 if ctl is None else ctl.shape[1]
-        self.n_iter_ = int(n_iter)
-        self.converged_ = bool(converged)
+        self.n_iter_ = int(fit.n_iter)
+        self.converged_ = bool(fit.converged)
         return self
 
     def _check_fitted(self) -> None:
@@ -324,7 +323,8 @@ class PreferenceModel:
         codes, y, ctl = self._prepare(pair_codes, labels, controls)
         out = _core.feature_effects(codes, ctl, y, l2, bool(self.fit_intercept), max_iter, tol,
                                     resolve_threads(self.threads))
-        return FeatureEffects(**out)
+        return FeatureEffects(coef=out.coef, std_error=out.std_error, z=out.z, p_value=out.p_value,
+                              n_active=out.n_active)
 
     def select(self, pair_codes: Any, labels: Any, n_features: int = 10, controls: Any = None,
                n_steps: int = 50, min_ratio: float = 1e-3, progress: bool = False) -> Selection:
@@ -343,28 +343,27 @@ class PreferenceModel:
         # Controls-only fit (every feature penalised to zero) gives the gradient at the path start.
         huge = 1e30
         start = _core.fit_logistic(codes, ctl, y, None, l2, huge, bool(self.fit_intercept), max_iter, tol)
-        eta = start[2] + (ctl.astype(np.float64) @ start[1] if ctl is not None else 0.0)
+        eta = start.intercept + (ctl.astype(np.float64) @ start.control_coef if ctl is not None else 0.0)
         grad = codes.to_scipy().T @ (y - 1.0 / (1.0 + np.exp(-eta)))
         l1_max = float(np.max(np.abs(grad))) if m and codes.nnz else 0.0
         if l1_max == 0.0:
             empty = np.zeros(0, np.int64)
             return Selection(empty, np.zeros(0), 0.0, np.zeros(0), np.zeros(0, np.int64))
         path = l1_max * np.geomspace(1.0, min_ratio, n_steps)
-        init = start[:3]
+        fit = start
         visited, actives = [], []
-        coef = np.asarray(start[0])
         chosen_l1 = path[-1]
         from tqdm.auto import tqdm
 
         for l1 in tqdm(path, desc="L1 path", disable=not progress, leave=False):
-            coef, control_coef, intercept, _, _ = _core.fit_logistic(
-                codes, ctl, y, None, l2, float(l1), bool(self.fit_intercept), max_iter, tol, init)
-            init = (coef, control_coef, intercept)
+            fit = _core.fit_logistic(codes, ctl, y, None, l2, float(l1), bool(self.fit_intercept), max_iter, tol,
+                                     fit)
             visited.append(l1)
-            actives.append(int(np.count_nonzero(coef)))
+            actives.append(int(np.count_nonzero(fit.coef)))
             chosen_l1 = float(l1)
             if actives[-1] >= n_features:
                 break
+        coef = fit.coef
         nonzero = np.flatnonzero(coef)
         order = nonzero[np.argsort(-np.abs(coef[nonzero]), kind="stable")][:n_features]
         return Selection(order.astype(np.int64), coef[order], chosen_l1, np.asarray(visited),
@@ -492,10 +491,9 @@ class UserPreferences:
         counts = np.bincount(mine[keep], minlength=which.shape[0])
         row_ptr = np.zeros(which.shape[0] + 1, np.int64)
         np.cumsum(counts, out=row_ptr[1:])
-        offsets, not_converged = _core.fit_user_offsets(
-            history, base, labels, row_ptr, order.astype(np.int64), shrinkage, max_iter, tol,
-            resolve_threads(self.threads))
-        return offsets, int(not_converged)
+        fit = _core.fit_user_offsets(history, base, labels, row_ptr, order.astype(np.int64), shrinkage, max_iter,
+                                     tol, resolve_threads(self.threads))
+        return fit.offsets, int(fit.n_not_converged)
 
     def _population_logit(self, codes: SparseCodes, controls) -> np.ndarray:
         pop = self._population

@@ -67,10 +67,10 @@ def test_encode_any_tile_size_gives_the_same_codes(rng, tile_rows, tile_features
     want = enc.encode(X, threads=1)
     got = _core.encoder_encode(X, enc._W_encT, enc.b_enc, enc.b_dec, None, 6, False, False, 2,
                                tile_rows, tile_features)
-    np.testing.assert_array_equal(got[0], want.indptr)
-    np.testing.assert_array_equal(got[1], want.indices)
+    np.testing.assert_array_equal(got.indptr, want.indptr)
+    np.testing.assert_array_equal(got.indices, want.indices)
     # Different GEMM shapes may round differently in the last bit; the selection is the same.
-    np.testing.assert_allclose(got[2], want.values, rtol=1e-6)
+    np.testing.assert_allclose(got.values, want.values, rtol=1e-6)
 
 
 def test_encode_k_override_and_relu_drops_negatives(rng):
@@ -203,7 +203,7 @@ def test_training_steps_match_autograd_reference(rng):
         ours = [W_encT.copy(), b_enc.copy(), W.copy(), b_dec.copy()]
         for _ in range(steps):
             want = ref.step(torch.from_numpy(X), norm)
-            got = trainer.run_epoch(*ours, None, X, np.arange(B, dtype=np.int64), B, norm)["loss"]
+            got = trainer.run_epoch(*ours, None, X, np.arange(B, dtype=np.int64), B, norm).loss
             assert got == pytest.approx(want, rel=1e-5)
         for mine, theirs in zip(ours, (ref.W_encT, ref.b_enc, ref.W_dec, ref.b_dec)):
             np.testing.assert_allclose(mine, theirs.detach().numpy(), atol=2e-6)
