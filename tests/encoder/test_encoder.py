@@ -173,7 +173,7 @@ def test_fit_learns_and_recovers_planted_directions(rng):
 
 
 @pytest.mark.slow  # importing torch takes seconds
-def test_training_steps_match_autograd_reference(rng):
+def test_training_steps_match_autograd_reference(rng, kernel_path):
     """Three steps of the core trainer against PyTorch autograd + Adam (skipped without torch)."""
     torch = pytest.importorskip("torch")
     import sys
@@ -208,6 +208,28 @@ def test_training_steps_match_autograd_reference(rng):
         for mine, theirs in zip(ours, (ref.W_encT, ref.b_enc, ref.W_dec, ref.b_dec)):
             np.testing.assert_allclose(mine, theirs.detach().numpy(), atol=2e-6)
             assert not np.array_equal(mine, W_encT) or mine.shape != W_encT.shape
+
+
+def test_training_simd_and_portable_adam_agree(rng, simd_switch):
+    # Adam's SSE loop and its portable twin round (1 - b2) g^2 in another order: after a few
+    # steps the weights agree to float32 rounding (k = M keeps the selection from flipping).
+    d, M, B = 13, 21, 17
+    X = rng.standard_normal((B, d)).astype(np.float32)
+    W = rng.standard_normal((M, d)).astype(np.float32)
+    W /= np.linalg.norm(W, axis=1, keepdims=True)
+    start = [W.copy(), (5.0 + rng.standard_normal(M)).astype(np.float32), W.copy(), np.zeros(d, np.float32)]
+    results = []
+    for enabled in (True, False):
+        weights = [a.copy() for a in start]
+        trainer = _core.SaeTrainer(n_dims=d, n_features=M, k=M, batch_topk=False, signed=False, prefixes=[M],
+                                   aux_k=0, aux_coef=0.0, dead_after_rows=0, lr=1e-2, threads=1)
+        with simd_switch(enabled):
+            for _ in range(4):
+                trainer.run_epoch(*weights, None, X, np.arange(B, dtype=np.int64), B, 1.0)
+        results.append(weights)
+    for fast, portable, before in zip(*results, start):
+        np.testing.assert_allclose(fast, portable, rtol=1e-5, atol=1e-6)
+        assert not np.array_equal(fast, before)
 
 
 def test_fit_is_deterministic_for_seed_and_threads(rng):

@@ -98,7 +98,7 @@ def recall_at_k(found, truth):
 @pytest.mark.parametrize("n_rows,n_features,k", [(1, 5, 1), (1, 5, 3), (7, 1, 7), (37, 19, 5),
                                                   (130, 67, 130), (257, 33, 300)])
 @pytest.mark.parametrize("signed", [False, True])
-def test_exact_equals_numpy_with_ties(rng, n_rows, n_features, k, signed):
+def test_exact_equals_numpy_with_ties(rng, kernel_path, n_rows, n_features, k, signed):
     codes, dense = random_codes(rng, n_rows, n_features, density=0.3, signed=signed, integer=True)
     _, q_dense = random_codes(rng, 9, n_features, density=0.4, signed=signed, integer=True)
     index = lk.SparseIndex(codes, approximate=False)
@@ -111,7 +111,7 @@ def test_exact_equals_numpy_with_ties(rng, n_rows, n_features, k, signed):
 
 
 @pytest.mark.parametrize("signed", [False, True])
-def test_exact_float_data_and_both_kernels(rng, signed):
+def test_exact_float_data_and_both_kernels(rng, kernel_path, signed):
     # Few query features take the scatter path; a dense weight vector takes the forward pass.
     codes, dense = random_codes(rng, 301, 45, density=0.15, signed=signed)
     index = lk.SparseIndex(codes, approximate=False, threads=2)
@@ -130,7 +130,7 @@ def test_exact_float_data_and_both_kernels(rng, signed):
 
 
 @pytest.mark.parametrize("signed", [False, True])
-def test_exact_scatter_path_few_touched_rows(rng, signed):
+def test_exact_scatter_path_few_touched_rows(rng, kernel_path, signed):
     # Queries of one or two features touch fewer rows than k: the untouched rows (score 0, lowest
     # ids first) must fill the top k, and beat negative scores; cancelled sums count as 0 too.
     codes, dense = random_codes(rng, 400, 200, density=0.02, signed=signed, integer=True)
@@ -152,7 +152,7 @@ def test_exact_scatter_path_few_touched_rows(rng, signed):
 
 @pytest.mark.parametrize("n_rows", [5, 16, 1037])
 @pytest.mark.parametrize("signed", [False, True])
-def test_exact_scatter_path_most_rows_touched(rng, n_rows, signed):
+def test_exact_scatter_path_most_rows_touched(rng, kernel_path, n_rows, signed):
     # Queries whose columns hold about as many postings as there are rows take the plain scatter
     # and the full scan in blocks of 16 rows (n_rows below, at and not a multiple of 16), with
     # integer values so that ties and exact zeros are common.
@@ -212,7 +212,7 @@ def test_indexes_without_postings_save_and_load(tmp_path, approximate, n_rows):
 
 # --- approximate search ----------------------------------------------------------------------
 @pytest.mark.parametrize("signed", [False, True])
-def test_approximate_with_lossless_settings_is_exact(rng, signed):
+def test_approximate_with_lossless_settings_is_exact(rng, kernel_path, signed):
     # Unpruned lists, full summaries, every query component, heap_factor 1: the summary bounds are
     # valid upper bounds (u8 rounding goes up), so every row that can beat the k-th is scanned.
     codes, dense = clustered_codes(rng, 400, 60, signed=signed)
@@ -234,7 +234,7 @@ def test_approximate_with_lossless_settings_is_exact(rng, signed):
 
 @pytest.mark.parametrize("kind", ["random", "clustered"])
 @pytest.mark.parametrize("signed", [False, True])
-def test_approximate_recall(rng, kind, signed):
+def test_approximate_recall(rng, kernel_path, kind, signed):
     if kind == "random":
         codes, dense = random_codes(rng, 2000, 200, density=0.05, signed=signed)
         q = random_codes(rng, 50, 200, density=0.05, signed=signed)[1]
@@ -252,31 +252,37 @@ def test_approximate_recall(rng, kind, signed):
 
 
 @pytest.mark.parametrize("signed", [False, True])
-def test_approximate_simd_and_scalar_kernels_agree(rng, tmp_path, signed):
-    # The AVX2/F16C kernels (chosen at run time) and the scalar ones (LIKEABLE_NO_SIMD=1, read
-    # once per process, hence the subprocess) must find the same rows: integer values make every
-    # sum exact in any order, and row lengths (~1-60) cover the 16-, 8- and 1-wide loop tails.
+@pytest.mark.parametrize("n_features", [120, 70_000])  # u16 ids (AVX2 re-scoring) and u32 ids
+def test_approximate_simd_and_portable_kernels_agree(rng, simd_switch, signed, n_features):
+    # The AVX2/F16C kernels (chosen at run time) and the portable loops must find the same rows
+    # with the same scores: integer values make every sum exact in any order, and row lengths
+    # (~1-60) cover the 16-, 8- and 1-wide loop tails.
+    density = 0.25 if n_features == 120 else 30 / n_features
+    codes = lk.SparseCodes.from_scipy(sp.random(300, n_features, density=density, format="csr", random_state=rng,
+                                                data_rvs=lambda n: rng.integers(1, 4, n) * (
+                                                    rng.choice([-1, 1], n) if signed else 1)))
+    queries = lk.SparseCodes.from_scipy(sp.random(20, n_features, density=density * 0.8, format="csr",
+                                                  random_state=rng, data_rvs=lambda n: rng.integers(1, 4, n) * (
+                                                      rng.choice([-1, 1], n) if signed else 1)))
+    index = lk.SparseIndex(codes, n_postings=40, summary_energy=0.5)
+    with simd_switch(True):
+        fast = index.search(queries, k=7, query_cut=5)
+    with simd_switch(False):
+        portable = index.search(queries, k=7, query_cut=5)
+    np.testing.assert_array_equal(fast[0], portable[0])
+    np.testing.assert_array_equal(fast[1], portable[1])
+
+
+def test_simd_switch_reaches_the_environment_variable(tmp_path):
+    # LIKEABLE_NO_SIMD=1 when the core loads starts the switch off.
     import subprocess
     import sys
 
-    codes, _ = random_codes(rng, 300, 120, density=0.25, signed=signed, integer=True)
-    queries, _ = random_codes(rng, 20, 120, density=0.2, signed=signed, integer=True)
-    index = lk.SparseIndex(codes, n_postings=40, summary_energy=0.5)
-    index.save(tmp_path / "index.bin")
-    np.savez(tmp_path / "q.npz", indptr=queries.indptr, indices=queries.indices, values=queries.values)
-    script = (
-        "import sys, numpy as np, likeable as lk\n"
-        "d = np.load(sys.argv[1] + '/q.npz')\n"
-        "q = lk.SparseCodes(d['indptr'], d['indices'], d['values'], (20, 120))\n"
-        "ids, scores = lk.SparseIndex.load(sys.argv[1] + '/index.bin').search(q, k=7, query_cut=5)\n"
-        "np.savez(sys.argv[1] + '/out.npz', ids=ids, scores=scores)\n")
+    script = "import likeable._core as c; print(c.simd_enabled())"
     env = dict(os.environ, LIKEABLE_NO_SIMD="1",
                PYTHONPATH=os.pathsep.join([str(Path(lk.__file__).parents[1]), os.environ.get("PYTHONPATH", "")]))
-    subprocess.run([sys.executable, "-c", script, str(tmp_path)], check=True, env=env, timeout=60)
-    scalar = np.load(tmp_path / "out.npz")
-    ids, scores = index.search(queries, k=7, query_cut=5)
-    np.testing.assert_array_equal(ids, scalar["ids"])
-    np.testing.assert_array_equal(scores, scalar["scores"])
+    out = subprocess.run([sys.executable, "-c", script], check=True, env=env, timeout=60, capture_output=True, text=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_dense_and_sparse_queries_agree(rng):
@@ -474,8 +480,9 @@ def test_damaged_files_raise_format_error(rng, tmp_path):
     assert issubclass(lk.FormatError, ValueError)
 
 
-def test_checksum_is_standard_crc32c():
-    # The check value of CRC-32C (Castagnoli), and lengths around the 8-byte hardware stride.
+def test_checksum_is_standard_crc32c(kernel_path):
+    # The check value of CRC-32C (Castagnoli), and lengths around the 8-byte hardware stride, with
+    # the SSE4.2 instructions and with the table.
     assert lk._core._crc32c(b"123456789") == 0xE3069283
     assert lk._core._crc32c(b"") == 0
     import zlib  # zlib's CRC-32 uses another polynomial: the two must differ
