@@ -194,6 +194,14 @@ class DriftWeights:
     user_ids: list
     weights: np.ndarray  # n_users x n_features, unit rows (zero rows for users with no signal)
 
+    def decision_function(self, pair_codes: Any, user_ids: Any) -> np.ndarray:
+        """Per-pair margin ``code · p_user`` for each row's user, float32 (0 for unknown users)."""
+        codes = _as_pair_codes(pair_codes, n_features=self.weights.shape[1])
+        rows, _ = _rows_for({u: i for i, u in enumerate(self.user_ids)}, user_ids, codes.shape[0])
+        no_population = np.zeros(self.weights.shape[1], np.float32)
+        return _core.predict_pairs(no_population, np.ascontiguousarray(self.weights, np.float32), rows, codes,
+                                   None, resolve_threads(None), True)
+
     def __repr__(self) -> str:
         return f"<likeable.DriftWeights(n_users={len(self.user_ids)}, n_features={self.weights.shape[1]})>"
 
@@ -271,6 +279,25 @@ class PreferenceModel:
         self.n_iter_ = int(n_iter)
         self.converged_ = bool(converged)
         return self
+
+    @classmethod
+    def from_coefficients(cls, coef: Any, control_coef: Any = None, intercept: float = 0.0,
+                          **params) -> "PreferenceModel":
+        """A fitted model with the given weights, without fitting (``params`` as for the constructor).
+
+        E.g. ``PreferenceModel.from_coefficients(np.zeros(m))``: the all-zero prior of per-user-only
+        :class:`UserPreferences`.
+        """
+        coef = np.array(coef, dtype=np.float64).ravel()
+        control_coef = np.zeros(0) if control_coef is None else np.array(control_coef, dtype=np.float64).ravel()
+        intercept = float(intercept)
+        if not (np.isfinite(coef).all() and np.isfinite(control_coef).all() and np.isfinite(intercept)):
+            raise ValueError("coefficients must be finite")
+        model = cls(**params)
+        model.coef_, model.control_coef_, model.intercept_ = coef, control_coef, intercept
+        model.n_features_in_, model.n_controls_ = coef.shape[0], control_coef.shape[0]
+        model.n_iter_, model.converged_ = 0, True
+        return model
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "coef_"):

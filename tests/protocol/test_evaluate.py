@@ -94,10 +94,10 @@ def test_recovers_planted_directions_and_users(small_report):
     # every planted attribute has a feature that tracks it
     assert r["recovery"]["mean_best_correlation"] > 0.8
     # the most significant feature is named after its planted attribute's words
-    from likeable.datasets import _ATTRIBUTE_WORDS
+    from likeable.protocol.synthetic import ATTRIBUTE_WORDS
 
     top = min((f for f in r["features"] if f["p_value"] is not None), key=lambda f: f["p_value"])
-    words = _ATTRIBUTE_WORDS[top["matched_attribute"]]
+    words = ATTRIBUTE_WORDS[top["matched_attribute"]]
     assert any(w in top["description"] for w in words)
     # descriptions agree with an annotator that reads the planted words
     fid = [f["fidelity"] for f in r["features"] if f.get("fidelity") is not None]
@@ -125,8 +125,7 @@ def test_evaluate_rejects_bad_input():
 
 
 def test_mean_user_auc_matches_per_user_loop(rng):
-    from likeable.protocol.evaluate import _mean_user_auc
-    from likeable.protocol.metrics import auc
+    from likeable.protocol.metrics import auc, mean_user_auc
 
     y = rng.integers(0, 2, 300).astype(float)
     s = rng.random(300)
@@ -134,8 +133,11 @@ def test_mean_user_auc_matches_per_user_loop(rng):
     u[:5] = "small"  # too few pairs: left out
     kept = [k for k in np.unique(u) if (u == k).sum() >= 10 and 0 < y[u == k].sum() < (u == k).sum()]
     assert "small" not in kept
-    assert _mean_user_auc(y, s, u, 10) == pytest.approx(np.mean([auc(y[u == k], s[u == k]) for k in kept]))
-    assert np.isnan(_mean_user_auc(y[:0], s[:0], u[:0], 1))
+    assert mean_user_auc(y, s, u, 10) == pytest.approx(np.mean([auc(y[u == k], s[u == k]) for k in kept]))
+    assert np.isnan(mean_user_auc(y[:0], s[:0], u[:0], 1))
+    assert np.isnan(mean_user_auc(y[:20], s[:20], u[:20], 50))  # nobody has 50 pairs
+    with pytest.raises(ValueError, match="differ in length"):
+        mean_user_auc(y, s, u[:10])
 
 
 def test_two_objective_users_gain_from_personalization(request, capsys):
