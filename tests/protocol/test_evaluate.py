@@ -51,6 +51,25 @@ def test_simulation_scaffolding_orders_policies():
         simulate_sessions({"bad": FixedPolicy(lambda u, e: np.zeros(3))}, weights, rng_draw, n_sessions=1)
 
 
+def test_preference_policy_scores_each_user_only_on_its_own_candidates(rng):
+    """Per (user, candidate) pair, equal to the block diagonal of scoring every user on every candidate."""
+    from likeable.protocol.simulate import PreferencePolicy, candidate_codes
+
+    X = rng.standard_normal((400, 12)).astype(np.float32)
+    enc = lk.SparseEncoder(n_features=16, k=3, seed=0).fit(X, epochs=2, progress=False)
+    codes = enc.encode(X)
+    y = (rng.random(400) < 0.5).astype(np.float32)
+    model = lk.UserPreferences(shrinkage=1.0).fit(codes, y, rng.integers(0, 3, 400).astype(str))
+    policy = PreferencePolicy(enc, model, ["0", "1", "2", "new"])
+    users = np.array([3, 0, 2, 1, 0])  # repeated and unseen users
+    emb = rng.standard_normal((5, 7, 12)).astype(np.float32)
+    got = policy.scores(users, emb)
+    every = model.score([policy.user_ids[u] for u in users], candidate_codes(enc, emb)).reshape(5, 5, 7)
+    np.testing.assert_allclose(got, every[np.arange(5), np.arange(5)], rtol=1e-5, atol=1e-6)
+    policy.update(users[:2], emb[:2, 0], emb[:2, 1], np.array([1.0, 0.0], np.float32))
+    assert "new" in model.user_ids_
+
+
 # --- the protocol end to end ------------------------------------------------------------
 @pytest.fixture(scope="module")
 def small_report():
