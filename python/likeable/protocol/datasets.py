@@ -17,9 +17,9 @@ import numpy as np
 
 from .._core import FormatError
 from .._validation import fspath
-from .synthetic import ATTRIBUTE_NAMES, SESSION_DIMENSIONS, synthetic, synthetic_candidates  # noqa: F401 (public here)
+from .synthetic import ATTRIBUTE_NAMES, SESSION_DIMENSIONS, synthetic, synthetic_candidates
 
-__all__ = ["PreferenceDataset", "load", "synthetic", "ATTRIBUTE_NAMES", "SESSION_DIMENSIONS"]
+__all__ = ["PreferenceDataset", "load", "synthetic", "synthetic_candidates", "ATTRIBUTE_NAMES", "SESSION_DIMENSIONS"]
 
 CANONICAL = ("prompt", "response_a", "response_b", "label", "user_id", "conversation_id")
 REQUIRED = ("prompt", "response_a", "response_b", "label")

@@ -7,6 +7,9 @@ top pick against another candidate, receives the user's Bradley-Terry choice and
 the end of the session. Likability is the hidden utility the top pick gains over an average
 candidate, per dimension and in total, reported for each policy beside an oracle (which
 knows the hidden weights) so curves can be read as a share of the best achievable.
+
+:func:`simulate_users` is the protocol's step: an adaptive :class:`PreferencePolicy` against
+the population model on the synthetic default's candidates.
 """
 from __future__ import annotations
 
