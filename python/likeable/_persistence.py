@@ -51,13 +51,16 @@ class Persistent:
         return state
 
     def __setstate__(self, state: dict) -> None:
-        if state.get("ser_version") != PICKLE_VERSION:
-            raise ValueError(f"unknown {type(self).__name__} pickle version {state.get('ser_version')!r}")
-        blob = state.get("bytes")
+        version = state.get("ser_version", PICKLE_VERSION)  # pickles from before this helper have none
+        if version != PICKLE_VERSION:
+            raise ValueError(f"unknown {type(self).__name__} pickle version {version!r}")
+        # earlier pickles named the bytes "data" (SparseIndex) or "weights" (SparseEncoder)
+        blob = state.get("bytes", state.get("data", state.get("weights")))
+        params = state.get("params", {})
         if blob is not None:
             self.__dict__.update(type(self).from_bytes(blob, "<pickle>").__dict__)
         else:
-            type(self).__init__(self, **state["params"])
+            type(self).__init__(self, **params)
         # Parameters as they were: pickling must not fail on an estimator that exists.
-        self.__dict__.update(state["params"])
+        self.__dict__.update(params)
         self.__dict__.update((name, state[name]) for name in self._pickle_extras if name in state)

@@ -1,8 +1,10 @@
 """One place for input checks at the Python boundary: clear messages, nothing lost."""
 from __future__ import annotations
 
+import functools
 import numbers
 import os
+import sys
 from typing import Any
 
 import numpy as np
@@ -12,6 +14,24 @@ from . import _core
 
 class NotFittedError(ValueError, AttributeError):
     """Raised when an estimator is used before ``fit``."""
+
+
+def not_fitted(message: str) -> NotFittedError:
+    """A NotFittedError that is also scikit-learn's, once scikit-learn is imported (so its tools
+    catch it) — without importing scikit-learn here: nobody can catch its class before then."""
+    sklearn_exceptions = sys.modules.get("sklearn.exceptions")
+    if sklearn_exceptions is None:
+        return NotFittedError(message)
+    return _with_sklearn_base(sklearn_exceptions.NotFittedError)(message)
+
+
+@functools.lru_cache(maxsize=None)
+def _with_sklearn_base(base: type) -> type:
+    return type("NotFittedError", (NotFittedError, base), {"__module__": "likeable", "__doc__": NotFittedError.__doc__})
+
+
+class _ComplexDataError(TypeError, ValueError):
+    """Complex numbers where real ones are needed: a TypeError, and the ValueError scikit-learn expects."""
 
 
 def resolve_threads(threads: int | None) -> int:
@@ -42,7 +62,7 @@ def as_float32_matrix(X: Any, name: str = "X", n_cols: int | None = None,
     except Exception as exc:  # ragged lists and similar
         raise TypeError(f"{name} must be a numeric array: {exc}") from None
     if np.issubdtype(arr.dtype, np.complexfloating):
-        raise ValueError(f"Complex data not supported: {name} has dtype {arr.dtype}")
+        raise _ComplexDataError(f"Complex data not supported: {name} has dtype {arr.dtype}")
     if arr.dtype == object:
         try:  # numbers held as objects (e.g. from a DataFrame) are numbers
             arr = arr.astype(np.float64)
@@ -51,7 +71,8 @@ def as_float32_matrix(X: Any, name: str = "X", n_cols: int | None = None,
     if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
         raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
     if arr.ndim != 2:
-        raise ValueError(f"{name} must be 2-D (n_rows x n_dims), got shape {arr.shape}")
+        raise ValueError(f"{name} must be 2-D (n_rows x n_dims), got shape {arr.shape}: Reshape your data "
+                         f"(one row: X.reshape(1, -1))")
     if n_cols is not None and arr.shape[1] != n_cols:
         if owner is not None:
             raise ValueError(f"{name} has {arr.shape[1]} features, but {owner} is expecting {n_cols} features "
@@ -82,6 +103,8 @@ def binary_labels(y: Any, n: int, name: str = "y") -> tuple[np.ndarray, np.ndarr
     side never wins; any other two distinct values are read as scikit-learn reads them (sorted,
     the second is the positive class).
     """
+    if y is None:
+        raise ValueError("a preference model requires y to be passed, but the target y is None")
     arr = np.asarray(y)
     if arr.ndim == 2 and arr.shape[1] == 1:
         _warn_column_vector(name)
@@ -91,7 +114,7 @@ def binary_labels(y: Any, n: int, name: str = "y") -> tuple[np.ndarray, np.ndarr
     if arr.shape[0] != n:
         raise ValueError(f"{name} has length {arr.shape[0]} but there are {n} rows")
     if arr.dtype.kind == "c":
-        raise ValueError(f"Complex data not supported: {name} has dtype {arr.dtype}")
+        raise _ComplexDataError(f"Complex data not supported: {name} has dtype {arr.dtype}")
     if arr.dtype.kind == "f":
         if np.isnan(arr).any():
             raise ValueError(f"Input {name} contains NaN.")

@@ -15,7 +15,7 @@ from ._gpu.device import dispatch
 from ._io import tensors_from_bytes, tensors_to_bytes
 from ._memory import check_allocation
 from ._persistence import Persistent
-from ._validation import NotFittedError, as_float32_matrix, check_positive_int, resolve_threads
+from ._validation import not_fitted, as_float32_matrix, check_positive_int, resolve_threads
 from .sparse import SparseCodes, as_sparse_codes
 
 FORMAT_VERSION = 1
@@ -175,7 +175,7 @@ class SparseEncoder(Estimator, Persistent):
 
     def _check_fitted(self) -> None:
         if self._W_dec is None:
-            raise NotFittedError("this SparseEncoder is not fitted: call fit() or from_weights() first")
+            raise not_fitted("this SparseEncoder is not fitted: call fit() or from_weights() first")
 
     @property
     def weights_(self) -> EncoderWeights:

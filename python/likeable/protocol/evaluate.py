@@ -215,12 +215,12 @@ class _Protocol:
 
         length = SparseCodes.from_dense(self.length_control)
         m = PreferenceModel(l2=1e-3, fit_intercept=True).fit(length[tr], y_tr)
-        record("length", m.predict_proba(length[te]))
+        record("length", m.predict_proba(length[te])[:, 1])
         dense = PreferenceModel(l2=cfg.l2).fit(self.delta[tr], y_tr)
-        record("dense", dense.predict_proba(self.delta[te]))
+        record("dense", dense.predict_proba(self.delta[te])[:, 1])
         pop = PreferenceModel(l2=cfg.l2).fit(self.codes[tr], y_tr)
         self.population = pop
-        record("all_features", pop.predict_proba(self.codes[te]))
+        record("all_features", pop.predict_proba(self.codes[te])[:, 1])
         self.selected = {}
         for n_sel in cfg.n_select:
             sel = PreferenceModel(l2=cfg.l2).select(self.codes[tr], y_tr, n_features=n_sel)
@@ -230,7 +230,7 @@ class _Protocol:
                 continue
             sub = self._columns(feats)
             m = PreferenceModel(l2=cfg.l2).fit(sub[tr], y_tr)
-            record(f"top_{n_sel}", m.predict_proba(sub[te]))
+            record(f"top_{n_sel}", m.predict_proba(sub[te])[:, 1])
         auc_dense = pred["dense"]["auc"]["value"]
         for name, p in pred.items():
             fos[name] = metrics.fraction_of_signal(p["auc"]["value"], auc_dense)
@@ -339,7 +339,7 @@ class _Protocol:
         def per_user_auc(proba, rows):
             return _mean_user_auc(y[rows], proba, users[rows], cfg.min_user_pairs)
 
-        population_auc = per_user_auc(pop.predict_proba(codes[te]), te)
+        population_auc = per_user_auc(pop.predict_proba(codes[te])[:, 1], te)
         zero = _zero_population(codes[tr], y[tr])
 
         def fit_best(population):
