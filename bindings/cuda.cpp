@@ -284,7 +284,9 @@ PYBIND11_MODULE(_cuda, m) {
         for (const auto& d : kDTypes)
           if (dtype == d.name) {
             const auto a = device_array(array, "array", d.type, std::vector<std::int64_t>(ndim, kAny));
-            return py::cast(a.shape);
+            py::list shape;
+            for (const auto s : a.shape) shape.append(s);
+            return shape;
           }
         throw likeable::InvalidArgument(concat("unknown dtype ", dtype));
       },
