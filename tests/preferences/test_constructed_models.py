@@ -21,7 +21,7 @@ def test_from_coefficients_predicts_like_numpy(rng, n, m, n_controls):
     if n_controls:
         logit += controls.astype(np.float64) @ control_coef
     np.testing.assert_allclose(model.decision_function(x, controls), logit, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(model.predict_proba(x, controls), 1 / (1 + np.exp(-logit)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model.predict_proba(x, controls)[:, 1], 1 / (1 + np.exp(-logit)), rtol=1e-5, atol=1e-6)
     assert model.l2 == 2.0 and model.n_features_in_ == m and model.n_controls_ == n_controls
 
 

@@ -239,22 +239,23 @@ def predict_held_out(ds: PreferenceDataset, split: Split, pairs: PairInputs, cod
     y_tr, y_te = ds.label[tr], ds.label[te]
     scores: dict[str, ModelScore] = {}
 
-    def record(name: str, proba: np.ndarray) -> None:
+    def record(name: str, model: PreferenceModel, x_test) -> None:
+        proba = model.predict_proba(x_test)[:, 1]  # P(A preferred)
         scores[name] = ModelScore(auc=metrics.bootstrap_auc(y_te, proba, cfg.n_boot, seed=cfg.seed),
                                   accuracy=metrics.bootstrap_accuracy(y_te, proba, n_boot=cfg.n_boot, seed=cfg.seed))
 
     length = SparseCodes.from_dense(pairs.length_control)
-    record("length", PreferenceModel(l2=1e-3, fit_intercept=True).fit(length[tr], y_tr).predict_proba(length[te]))
-    record("dense", PreferenceModel(l2=cfg.l2).fit(pairs.delta[tr], y_tr).predict_proba(pairs.delta[te]))
+    record("length", PreferenceModel(l2=1e-3, fit_intercept=True).fit(length[tr], y_tr), length[te])
+    record("dense", PreferenceModel(l2=cfg.l2).fit(pairs.delta[tr], y_tr), pairs.delta[te])
     population = PreferenceModel(l2=cfg.l2).fit(codes[tr], y_tr)
-    record("all_features", population.predict_proba(codes[te]))
+    record("all_features", population, codes[te])
     selected = {}
     for n_sel in cfg.n_select:
         feats = np.asarray(PreferenceModel(l2=cfg.l2).select(codes[tr], y_tr, n_features=n_sel).features, np.int64)
         selected[str(n_sel)] = feats.tolist()
         if feats.size:
             sub = SparseCodes.from_scipy(codes.to_scipy()[:, feats])
-            record(f"top_{n_sel}", PreferenceModel(l2=cfg.l2).fit(sub[tr], y_tr).predict_proba(sub[te]))
+            record(f"top_{n_sel}", PreferenceModel(l2=cfg.l2).fit(sub[tr], y_tr), sub[te])
     auc_dense = scores["dense"].auc.value
     fraction = {name: metrics.fraction_of_signal(s.auc.value, auc_dense) for name, s in scores.items()}
     return Prediction(scores, fraction, selected, population)

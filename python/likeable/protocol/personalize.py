@@ -56,7 +56,7 @@ def personalize(ds: PreferenceDataset, split: Split, pairs: PairInputs, codes: S
     shrunk = _fit_best_shrinkage(population, codes, y, users, tr, va, cfg)
     alone = _fit_best_shrinkage(zero, codes, y, users, tr, va, cfg)
     drift = drift_weights(codes[tr], y[tr], users[tr])
-    population_auc = held_out_auc(population.predict_proba(codes[te]))
+    population_auc = held_out_auc(population.predict_proba(codes[te])[:, 1])
     shrunk_auc = user_model_auc(shrunk)
     few_shot = _few_shot((("shrunk", population, shrunk.shrinkage), ("per_user_only", zero, alone.shrinkage)),
                          codes, y, users, tr, user_model_auc, cfg)
