@@ -44,9 +44,14 @@ Results reference(const CsrMatrix& codes, const CsrMatrix& queries, std::int64_t
   return r;
 }
 
+// likeable.SparseIndex's defaults (IndexParams has none: the caller passes every value).
 IndexParams params(bool approximate) {
   IndexParams p;
   p.approximate = approximate;
+  p.n_postings = 4000;
+  p.block_fraction = 0.1;
+  p.summary_energy = 0.4;
+  p.doc_cut = 15;
   return p;
 }
 
@@ -239,4 +244,5 @@ TEST_CASE("bad search arguments are InvalidArgument") {
   IndexParams p = params(true);
   p.block_fraction = 0;
   CHECK_THROWS_AS(SparseIndex::build(codes.view(), p), InvalidArgument);
+  CHECK_THROWS_AS(SparseIndex::build(codes.view(), IndexParams{}), InvalidArgument);  // values left unset
 }

@@ -10,8 +10,12 @@ int main() {
   std::vector<std::int32_t> indices{0, 1, 0, 1};
   std::vector<float> values{1.0f, 2.0f, 0.5f, 0.5f};
   const likeable::CsrView codes{indptr.data(), indices.data(), values.data(), 3, 2};
-  likeable::IndexParams params;
+  likeable::IndexParams params;  // every value given: IndexParams has no tuning defaults
   params.approximate = false;
+  params.n_postings = 4000;
+  params.block_fraction = 0.1;
+  params.summary_energy = 0.4;
+  params.doc_cut = 15;
   const auto index = likeable::SparseIndex::build(codes, params);
   const std::vector<float> query{1.0f, 1.0f};
   likeable::QueryBatch batch{nullptr, query.data(), 1, 2};
