@@ -4,11 +4,8 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <memory>
 #include <utility>
 #include <vector>
-
-#include "core/io.h"
 
 namespace likeable {
 
