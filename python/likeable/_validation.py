@@ -14,6 +14,18 @@ class NotFittedError(ValueError, AttributeError):
     """Raised when an estimator is used before ``fit``."""
 
 
+class ArgumentError(ValueError):
+    """A bad argument, told in the caller's terms: ``str()`` names Python arguments
+    (``columns={'label': ...}``), :meth:`for_cli` the command-line flags (``--columns label=COL``)."""
+
+    def __init__(self, message: str, cli: str | None = None) -> None:
+        super().__init__(message)
+        self.cli_message = message if cli is None else cli
+
+    def for_cli(self) -> str:
+        return self.cli_message
+
+
 def resolve_threads(threads: int | None) -> int:
     """``threads`` if given, else ``LIKEABLE_NUM_THREADS``, else every core."""
     if threads is None:
@@ -50,18 +62,51 @@ def as_float32_matrix(X: Any, name: str = "X", n_cols: int | None = None,
     return arr
 
 
+# Label words every entry point understands (the data loader, fit, the CLI's --labels).
+LABEL_WORDS = {"a": 1.0, "b": 0.0, "tie": 0.5, "true": 1.0, "false": 0.0}
+
+
+def label_value(value: Any) -> float | None:
+    """1.0 (A preferred), 0.0 (B), 0.5 (tie) for a label value or word; None when not a label."""
+    if isinstance(value, (bytes, np.bytes_)):
+        value = value.decode("utf-8", "replace")
+    if isinstance(value, str):
+        key = value.strip().lower()
+        if key in LABEL_WORDS:
+            return LABEL_WORDS[key]
+        try:
+            value = float(key)
+        except ValueError:
+            return None
+    if isinstance(value, (bool, np.bool_)):
+        return float(value)
+    if isinstance(value, numbers.Real) and value in (0, 0.5, 1):
+        return float(value)
+    return None
+
+
 def as_labels(y: Any, n: int, name: str = "labels") -> np.ndarray:
-    """Binary labels as float32 0/1, length ``n``."""
+    """Binary labels as float32 0/1, length ``n``: numbers, booleans or the words 'A'/'B'."""
     arr = np.asarray(y)
     if arr.ndim != 1:
         raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
     if arr.shape[0] != n:
         raise ValueError(f"{name} has length {arr.shape[0]} but there are {n} rows")
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-        raise TypeError(f"{name} must be numeric 0/1, got dtype {arr.dtype}")
+    if arr.dtype.kind in "OUS":  # words such as 'A'/'B' (what the data loader accepts)
+        out = np.empty(arr.shape[0], np.float32)
+        for i, v in enumerate(arr.tolist()):
+            value = label_value(v)
+            if value not in (0.0, 1.0):
+                hint = " (ties are not used for fitting: drop them)" if value == 0.5 else ""
+                raise ValueError(f"{name}[{i}] is {v!r}; expected 1/'A' (A chosen) or 0/'B' (B chosen){hint}")
+            out[i] = value
+        return out
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise TypeError(f"{name} must be 0/1 or 'A'/'B', got dtype {arr.dtype}")
     if arr.size and not np.isin(arr, (0, 1)).all():
         bad = arr[~np.isin(arr, (0, 1))][0]
-        raise ValueError(f"{name} must be 0 or 1, found {bad!r}")
+        hint = " (ties are not used for fitting: drop them)" if bad == 0.5 else ""
+        raise ValueError(f"{name} must be 0 or 1, found {bad!r}{hint}")
     return arr.astype(np.float32)
 
 

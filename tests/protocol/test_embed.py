@@ -78,7 +78,7 @@ def test_options_and_errors(model_dir, tmp_path):
     with pytest.raises(TypeError, match="texts\\[1\\]"):
         cls.embed(["a", 3])
     with pytest.raises(ValueError, match="pooling"):
-        OnnxEmbedder(model_dir, pooling="max")
+        OnnxEmbedder(model_dir, pooling="median")
     with pytest.raises(FileNotFoundError, match="ONNX model"):
         OnnxEmbedder(tmp_path)
     bad = tmp_path / "model.onnx"
