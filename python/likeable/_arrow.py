@@ -22,7 +22,7 @@ def is_vector_type(arrow_type) -> bool:
 
     if not isinstance(arrow_type, pa.DataType):
         return True  # e.g. a pandas-backed Ray schema: checked when the rows are read
-    if isinstance(arrow_type, pa.ExtensionType):
+    if isinstance(arrow_type, pa.BaseExtensionType):
         arrow_type = arrow_type.storage_type
         if pa.types.is_struct(arrow_type) and arrow_type.get_field_index("data") >= 0:
             arrow_type = arrow_type.field("data").type
@@ -63,7 +63,7 @@ def _chunk_matrix(array, name: str) -> np.ndarray:
         raise ValueError(f"column {name!r} has null embeddings (first at row "
                          f"{int(np.flatnonzero(np.asarray(array.is_null()))[0])})")
     width = None
-    if isinstance(array.type, pa.ExtensionType):
+    if isinstance(array.type, pa.BaseExtensionType):
         shape = getattr(array.type, "shape", None)  # Ray tensor types, arrow.fixed_shape_tensor
         if shape is not None and all(s is not None for s in shape):
             width = _vector_width(shape, name)

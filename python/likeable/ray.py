@@ -4,8 +4,10 @@ likeable plugs into Ray Data instead of growing a scheduler: each function retur
 ``ray.data.Dataset`` built with ``map_batches`` over an actor class that loads the model once
 per actor (from safetensors bytes shipped with the task, never re-trained on a worker).
 
-Sparse codes travel as two Arrow list columns that are CSR by construction:
-``feature_ids`` (list<int32>) and ``feature_values`` (list<float32>) — one row per input row.
+Embeddings come in as Ray tensor columns, list or fixed-size-list columns
+(:func:`embedding_matrix` reads any of them). Sparse codes travel as two Arrow list columns
+that are CSR by construction: ``feature_ids`` (list<int32>) and ``feature_values``
+(list<float32>) — one row per input row.
 """
 from __future__ import annotations
 
@@ -15,6 +17,9 @@ import numpy as np
 
 from ._arrow import embedding_matrix, is_vector_type
 from .sparse import SparseCodes
+
+__all__ = ["encode_dataset", "score_dataset", "encode_parquet", "score_parquet", "to_arrow", "codes_to_arrow",
+           "codes_from_arrow", "embedding_matrix", "IDS_COLUMN", "VALUES_COLUMN"]
 
 IDS_COLUMN = "feature_ids"
 VALUES_COLUMN = "feature_values"
@@ -162,6 +167,10 @@ def encode_dataset(ds, encoder, *, text_column: str | None = None, embedding_col
         raise ValueError("give exactly one of text_column= or embedding_column=")
     if text_column is not None and embedder is None:
         raise ValueError("text_column= needs an embedder= (e.g. likeable.OnnxEmbedder)")
+    if embedder is not None:
+        from .protocol.embed import as_embedder
+
+        embedder = as_embedder(embedder)  # refuse what cannot embed here, not on an actor
     _check_column(ds, text_column or embedding_column, vectors=embedding_column is not None)
     return ds.map_batches(
         _EncodeActor,

@@ -85,9 +85,10 @@ def evaluate(dataset: PreferenceDataset, embedder: Any = None, config: EvalConfi
     ----------
     dataset : PreferenceDataset
         From :func:`likeable.datasets.load` or :func:`likeable.datasets.synthetic`.
-    embedder : callable, optional
-        ``embedder(texts) -> (n, dim)`` such as :class:`likeable.OnnxEmbedder`; needed unless
-        the dataset carries embeddings.
+    embedder : embedder, optional
+        Anything :func:`likeable.as_embedder` takes (:class:`likeable.OnnxEmbedder`,
+        :class:`likeable.OpenAIEmbedder`, a sentence-transformers model, a callable
+        ``texts -> (n, dim)``); needed unless the dataset carries embeddings.
     config : EvalConfig or dict, optional
 
     Returns
@@ -161,7 +162,9 @@ class _Protocol:
         else:
             if self.embedder is None:
                 raise ValueError("this dataset has no embeddings: pass embedder= (e.g. likeable.OnnxEmbedder)")
-            both = np.asarray(self.embedder(list(ds.response_a) + list(ds.response_b)), np.float32)
+            from .embed import as_embedder
+
+            both = as_embedder(self.embedder).embed(list(ds.response_a) + list(ds.response_b))
             ea, eb = both[: len(ds)], both[len(ds):]
         self.delta = np.ascontiguousarray(ea - eb, dtype=np.float32)
         self.emb_a, self.emb_b = ea, eb
