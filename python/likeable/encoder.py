@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -447,14 +448,38 @@ class SparseEncoder:
         except (KeyError, ValueError, TypeError) as exc:
             raise _core.FormatError(f"{source}: inconsistent encoder file ({exc})") from None
 
-    def save(self, path) -> None:
-        """Write a safetensors file atomically (temporary file, fsync, rename)."""
-        atomic_write_bytes(path, self.to_bytes())
+    def save(self, path, format: str = "likeable") -> None:
+        """Write the encoder atomically (temporary file, fsync, rename).
+
+        ``format="likeable"``: one safetensors file. ``"sae_lens"``: a folder with ``cfg.json``
+        and ``sae_weights.safetensors`` that sae_lens loads (``SAE.load_from_disk``; BatchTopK
+        becomes a JumpReLU SAE). ``"sparsify"``: a folder with ``cfg.json`` and
+        ``sae.safetensors`` (TopK only).
+        """
+        if format == "likeable":
+            atomic_write_bytes(path, self.to_bytes())
+            return
+        self._check_fitted()
+        from ._saelens import write_folder
+
+        write_folder(self, fspath(path), format)
 
     @classmethod
     def load(cls, path) -> "SparseEncoder":
-        """Read a file written by :meth:`save` (or sae_lens-layout safetensors with likeable metadata)."""
+        """Read a file written by :meth:`save`, or an sae_lens or sparsify SAE folder.
+
+        Folder SAEs encode as their library does: TopK as TopK, JumpReLU (and plain ReLU) by
+        their thresholds (``kind="batchtopk"``); bf16/fp16 weights are read as float32.
+        """
         path = fspath(path)
+        if os.path.isdir(path):
+            from ._saelens import read_folder
+
+            weights = read_folder(path)
+            try:
+                return cls.from_weights(**weights)
+            except (ValueError, TypeError) as exc:
+                raise _core.FormatError(f"{path}: inconsistent SAE folder ({exc})") from None
         return cls.from_bytes(read_file_bytes(path), source=path)
 
     def __getstate__(self) -> dict:
