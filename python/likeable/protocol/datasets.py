@@ -17,11 +17,29 @@ import numpy as np
 from .._core import FormatError
 from .._validation import ArgumentError, check_positive_int, fspath, label_value
 
-__all__ = ["PreferenceDataset", "load", "synthetic", "ATTRIBUTE_NAMES", "SESSION_DIMENSIONS"]
+__all__ = ["PreferenceDataset", "load", "synthetic", "ATTRIBUTE_NAMES", "SESSION_DIMENSIONS", "SCHEMA_HELP"]
 
 CANONICAL = ("prompt", "response_a", "response_b", "label", "user_id", "conversation_id",
              "embedding_a", "embedding_b")
 REQUIRED = ("prompt", "response_a", "response_b", "label")
+
+# What `likeable analyze --help` prints about the data; README "Your data" says the same.
+SCHEMA_HELP = """your data (one row per preference pair):
+  prompt                the question or conversation so far (text)
+  response_a            the first response (text)
+  response_b            the second response (text)
+  label                 1, "A" or true: A chosen; 0, "B" or false: B chosen; 0.5 or "tie"
+  user_id               who chose (optional; enables per-user weights)
+  conversation_id       groups pairs of one conversation (optional)
+  embedding_a           vector of response_a (optional: with embedding_b, no --embedder)
+  embedding_b           vector of response_b (lists or fixed-size lists of numbers)
+
+formats: .jsonl .json .ndjson .jsonl.gz .parquet .pq .csv .csv.gz (or --format).
+Other column names: --columns prompt=question,label=pref. Other label words:
+--labels good=1,bad=0. Recognised without --columns: HH-RLHF (chosen, rejected
+dialogues) and the two-objective layout (prompt, responses, label = index of the
+preferred response, objective = user). In Python, likeable.datasets.load also takes
+pandas or polars DataFrames, pyarrow Tables and Hugging Face datasets.Dataset."""
 
 # The seven dimensions of the multi-session simulation come first so a synthetic dataset
 # with n_features >= 7 plants all of them.

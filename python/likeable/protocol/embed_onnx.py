@@ -24,12 +24,16 @@ def find_onnx_model(folder: str) -> str:
     for candidate in (os.path.join(folder, "model.onnx"), os.path.join(folder, "onnx", "model.onnx")):
         if os.path.isfile(candidate):
             return candidate
-    others = sorted(f for f in (os.listdir(os.path.join(folder, "onnx")) if os.path.isdir(os.path.join(folder, "onnx"))
-                                else []) if f.endswith(".onnx"))
-    hint = (f"; onnx/ holds {others}: pass the one to use, e.g. OnnxEmbedder({os.path.join(folder, 'onnx', others[0])!r})"
-            if others else "; export one with `optimum-cli export onnx --model MODEL_NAME FOLDER` "
-                           "(pip install optimum[exporters])")
-    raise FileNotFoundError(f"ONNX model not found in {folder}: looked for model.onnx and onnx/model.onnx{hint}")
+    onnx_dir = os.path.join(folder, "onnx")
+    others = sorted(f for f in (os.listdir(onnx_dir) if os.path.isdir(onnx_dir) else []) if f.endswith(".onnx"))
+    head = f"ONNX model not found in {folder}: looked for model.onnx and onnx/model.onnx"
+    if others:
+        choice = os.path.join(onnx_dir, others[0])
+        error = FileNotFoundError(f"{head}; onnx/ holds {others}: pass the one to use, e.g. OnnxEmbedder({choice!r})")
+        error.cli_message = f"{head}; onnx/ holds {others}: pass the one to use, e.g. --embedder {choice}"
+        raise error
+    raise FileNotFoundError(f"{head}; export one with `optimum-cli export onnx --model MODEL_NAME FOLDER` "
+                            "(pip install optimum[exporters])")
 
 
 def read_pooling(folder: str) -> str | None:
