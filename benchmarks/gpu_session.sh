@@ -22,7 +22,7 @@ cmake -S . -B build/gpu -G Ninja -DLIKEABLE_ENABLE_CUDA=ON -DPython_EXECUTABLE="
       > "$OUT/build.log" 2>&1 && cmake --build build/gpu -j"$(nproc)" >> "$OUT/build.log" 2>&1 \
   || { echo "build failed"; tail -50 "$OUT/build.log"; exit 1; }
 export PYTHONPATH="$PWD/python"
-python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py -x -rs > "$OUT/test_gpu.log" 2>&1
+python3 -m pytest -q -p no:cacheprovider tests/gpu -x -rs > "$OUT/test_gpu.log" 2>&1
 echo "tests: $(tail -1 "$OUT/test_gpu.log")"
 python3 -m pytest -q -p no:cacheprovider benchmarks/test_bench_gpu.py --benchmark-json="$OUT/bench_gpu.json" \
   > "$OUT/bench_gpu.log" 2>&1

@@ -4,6 +4,7 @@
 
 #include <optional>
 
+#include "encoder/bias.h"
 #include "encoder/encoder.h"
 #include "arrays.h"
 #include "bindings.h"
@@ -98,6 +99,23 @@ void bind_encoder(py::module_& m) {
       py::arg("k"), py::arg("signed"), py::arg("use_threshold"), py::arg("threads") = 0,
       py::arg("tile_rows") = 0, py::arg("tile_features") = 0,
       "Sparse codes (indptr, indices, values) of X; rows sorted by feature id.");
+
+  m.def("encoder_folds_decoder_bias", &folds_decoder_bias, py::arg("n_features"), py::arg("input_bits") = 32,
+        "Whether encode folds b_dec into the bias (the rule the CPU and GPU paths share).");
+  m.def(
+      "encoder_folded_bias",
+      [](const py::handle& W_encT, const py::handle& b_enc, const py::handle& b_dec) {
+        BoundWeights w = bind_weights(W_encT, b_enc, py::none(), b_dec, py::none());
+        py::array_t<float> out(static_cast<py::ssize_t>(w.view.n_features));
+        float* dst = out.mutable_data();
+        {
+          py::gil_scoped_release release;
+          fold_decoder_bias(w.view, dst);
+        }
+        return out;
+      },
+      py::arg("W_encT"), py::arg("b_enc"), py::arg("b_dec"),
+      "b_enc - b_dec @ W_enc accumulated in float64 (the fold the CPU and GPU paths share).");
 
   m.def(
       "encoder_decode",

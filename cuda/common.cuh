@@ -9,6 +9,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "core/common.h"
+
 namespace likeable::gpu {
 
 // Raised for any failed CUDA call; the binding turns it into RuntimeError.
@@ -16,10 +18,8 @@ struct CudaError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// Bad arguments detected on the host side of a GPU call (becomes ValueError).
-struct GpuInvalidArgument : std::invalid_argument {
-  using std::invalid_argument::invalid_argument;
-};
+// Bad arguments detected on the host side of a GPU call: the core's error type (ValueError).
+using GpuInvalidArgument = ::likeable::InvalidArgument;
 
 inline void check_cuda(cudaError_t status, const char* call, const char* file, int line) {
   if (status != cudaSuccess)

@@ -5,17 +5,15 @@
 #include <cstdint>
 
 #include "common.cuh"
+#include "core/sparse.h"
 
 namespace likeable::gpu {
 
 constexpr int kMaxGpuK = 2048;
 
-struct CsrDevice {
-  const std::int64_t* indptr = nullptr;  // n_rows + 1
-  const std::int32_t* indices = nullptr;
-  const float* values = nullptr;
-  std::int64_t n_rows = 0;
-};
+// The core's CSR view over device memory (indptr, indices, values in GPU memory: the host must
+// never dereference them, e.g. through nnz()).
+using CsrDevice = ::likeable::CsrView;
 
 // One tile of pre-activations (n_rows x n_features, row-major float32, without the bias) and
 // where its rows' codes go: output row first_row + r for tile row r.

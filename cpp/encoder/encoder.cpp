@@ -7,6 +7,7 @@
 #include <numeric>
 
 #include "core/blas.h"
+#include "encoder/bias.h"
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
@@ -19,9 +20,6 @@ constexpr std::int64_t kL2Floats = 128 * 1024;  // 512 KiB: a tile and a row blo
 // Below this many multiply-adds a call runs on one thread: waking a team costs more than it
 // saves, and on a busy machine spinning OpenMP workers steal the core from the caller.
 constexpr double kSerialWork = 1 << 24;
-
-// At or below this many features encode folds b_dec into the bias (see encode).
-constexpr std::int64_t kFoldBDecMaxFeatures = 256;
 
 int threads_for(double work, int requested) { return work < kSerialWork ? 1 : requested; }
 
@@ -141,19 +139,12 @@ CsrMatrix encode(const EncoderWeights& w, const float* X, std::int64_t n_rows,
       threads_for(static_cast<double>(n_rows) * d * M, opt.threads));
   const std::int64_t n_blocks = (n_rows + tiles.rows - 1) / tiles.rows;
   const int k = topk ? opt.k : 0;
-  // With few features the GEMM is bound by reading X, and centring each row block costs an
-  // extra pass over it; there a = x @ W_enc + (b_enc - b_dec @ W_enc), the folded bias taken
-  // in float64. With many features the copy is negligible and the exact centring is kept.
-  const bool fold_b_dec = M <= kFoldBDecMaxFeatures;
+  // Fold b_dec into the bias or centre each row block: the rule the GPU path shares (bias.h).
+  const bool fold_b_dec = folds_decoder_bias(M);
   std::vector<float> folded_bias;
   if (fold_b_dec) {
     folded_bias.resize(M);
-    for (std::int64_t j = 0; j < M; ++j) {
-      double acc = w.b_enc[j];
-      const float* we = w.W_encT + j * d;
-      for (std::int64_t c = 0; c < d; ++c) acc -= static_cast<double>(we[c]) * w.b_dec[c];
-      folded_bias[j] = static_cast<float>(acc);
-    }
+    fold_decoder_bias(w, folded_bias.data());
   }
   const float* bias = fold_b_dec ? folded_bias.data() : w.b_enc;
 

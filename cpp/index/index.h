@@ -19,16 +19,18 @@
 
 namespace likeable {
 
+// No tuning defaults here: the caller passes every value (likeable.SparseIndex documents the
+// defaults, the one place they live), and the constructor refuses the zeros left unset.
 struct IndexParams {
-  bool approximate = true;
+  bool approximate = false;
   // Mean posting list length: one global threshold on |x_j| keeps n_postings * n_cols entries,
   // no list longer than 1.5 * n_postings (Seismic's GlobalThreshold pruning).
-  std::int64_t n_postings = 4000;
-  double block_fraction = 0.1;      // blocks per list = ceil(block_fraction * list length)
-  double summary_energy = 0.5;      // fraction of each summary's L1 mass kept
-  std::int64_t doc_cut = 15;        // components of a row used when clustering it into a block
+  std::int64_t n_postings = 0;
+  double block_fraction = 0.0;      // blocks per list = ceil(block_fraction * list length)
+  double summary_energy = 0.0;      // fraction of each summary's L1 mass kept
+  std::int64_t doc_cut = 0;         // components of a row used when clustering it into a block
   std::uint64_t seed = 0;
-  int threads = 0;
+  int threads = 0;                  // <= 0: every core
 };
 
 // A query batch: either CSR rows or a dense row-major matrix (n_queries x n_cols).

@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['FormatError', 'SaeTrainer', 'SparseIndexCore', 'blas_config', 'brute_force_search', 'build_options', 'encoder_decode', 'encoder_encode', 'encoder_reconstruction_stats', 'feature_effects', 'fit_logistic', 'fit_user_offsets', 'gather_weights', 'openmp', 'predict_pairs', 'resolve_threads', 'score_users_items', 'validate_csr']
+__all__: list[str] = ['FormatError', 'SaeTrainer', 'SparseIndexCore', 'blas_config', 'brute_force_search', 'build_options', 'encoder_decode', 'encoder_encode', 'encoder_folded_bias', 'encoder_folds_decoder_bias', 'encoder_reconstruction_stats', 'feature_effects', 'fit_logistic', 'fit_user_offsets', 'gather_weights', 'openmp', 'predict_pairs', 'resolve_threads', 'score_users_items', 'validate_csr']
 class FormatError(ValueError):
     pass
 class SaeTrainer:
@@ -92,6 +92,14 @@ def encoder_decode(codes: typing.Any, W_dec: typing.Any, b_dec: typing.Any, thre
 def encoder_encode(X: typing.Any, W_encT: typing.Any, b_enc: typing.Any, b_dec: typing.Any, threshold: typing.Any, k: typing.SupportsInt | typing.SupportsIndex, signed: bool, use_threshold: bool, threads: typing.SupportsInt | typing.SupportsIndex = 0, tile_rows: typing.SupportsInt | typing.SupportsIndex = 0, tile_features: typing.SupportsInt | typing.SupportsIndex = 0) -> tuple[numpy.typing.NDArray[numpy.int64], numpy.typing.NDArray[numpy.int32], numpy.typing.NDArray[numpy.float32]]:
     """
     Sparse codes (indptr, indices, values) of X; rows sorted by feature id.
+    """
+def encoder_folded_bias(W_encT: typing.Any, b_enc: typing.Any, b_dec: typing.Any) -> numpy.typing.NDArray[numpy.float32]:
+    """
+    b_enc - b_dec @ W_enc accumulated in float64 (the fold the CPU and GPU paths share).
+    """
+def encoder_folds_decoder_bias(n_features: typing.SupportsInt | typing.SupportsIndex, input_bits: typing.SupportsInt | typing.SupportsIndex = 32) -> bool:
+    """
+    Whether encode folds b_dec into the bias (the rule the CPU and GPU paths share).
     """
 def encoder_reconstruction_stats(X: typing.Any, W_encT: typing.Any, b_enc: typing.Any, W_dec: typing.Any, b_dec: typing.Any, threshold: typing.Any, mean: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], k: typing.SupportsInt | typing.SupportsIndex, signed: bool, use_threshold: bool, threads: typing.SupportsInt | typing.SupportsIndex = 0) -> dict:
     """

@@ -6,13 +6,29 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ._validation import NotFittedError, as_float32_matrix
+from . import _core
+from ._estimator import Estimator
+from ._io import tensors_from_bytes, tensors_to_bytes
+from ._persistence import Persistent
+from ._validation import NotFittedError, as_float32_matrix, not_fitted
 from .sparse import SparseCodes
 
 __all__ = ["AttributeBank"]
 
+_FORMAT = "likeable.AttributeBank"
+_FORMAT_VERSION = 1
 
-class AttributeBank:
+
+def _checked_names(names: Any) -> list[str]:
+    listed = list(names) if not isinstance(names, str) and names is not None else None
+    if not listed or not all(isinstance(n, str) for n in listed):
+        raise ValueError("names must be a non-empty sequence of str")
+    if len(set(listed)) != len(listed):
+        raise ValueError("names must be unique")
+    return listed
+
+
+class AttributeBank(Estimator, Persistent):
     """A bank of named linear probes: ``score_a(x) = x · direction_a + intercept_a``.
 
     Build it from known directions (``AttributeBank(names, directions)``) or learn them from
@@ -43,21 +59,25 @@ class AttributeBank:
         self.directions = directions
         self.intercepts = intercepts
         self.l2 = l2
+        self._validate_params()
 
-    # names are checked lazily so __init__ stays logic-free (scikit-learn convention)
+    def _check_params(self, params: dict[str, Any]) -> None:
+        _checked_names(params["names"])
+        l2 = params["l2"]
+        if isinstance(l2, bool) or not isinstance(l2, numbers.Real) or not l2 >= 0 or not np.isfinite(l2):
+            raise ValueError(f"l2 must be a finite number >= 0, got {l2!r}")
+
     def _names(self) -> list[str]:
-        names = list(self.names) if not isinstance(self.names, str) else None
-        if not names or not all(isinstance(n, str) for n in names):
-            raise ValueError("names must be a non-empty sequence of str")
-        if len(set(names)) != len(names):
-            raise ValueError("names must be unique")
-        return names
+        return _checked_names(self.names)
+
+    def _is_fitted(self) -> bool:
+        return hasattr(self, "directions_") or self.directions is not None
 
     def _fitted(self) -> tuple[np.ndarray, np.ndarray]:
         if hasattr(self, "directions_"):
             return self.directions_, self.intercepts_
         if self.directions is None:
-            raise NotFittedError("this AttributeBank has no directions; pass directions= or call fit()")
+            raise not_fitted("this AttributeBank has no directions; pass directions= or call fit()")
         names = self._names()
         directions = as_float32_matrix(self.directions, "directions")
         if directions.shape[0] != len(names):
@@ -74,9 +94,8 @@ class AttributeBank:
         X : (n × n_dims) embeddings (dense) or features (SparseCodes / scipy.sparse, densified).
         targets : (n × n_attributes), or (n,) with one attribute.
         """
+        self._validate_params()
         names = self._names()
-        if isinstance(self.l2, bool) or not isinstance(self.l2, numbers.Real) or self.l2 < 0:
-            raise ValueError(f"l2 must be a number >= 0, got {self.l2!r}")
         X = self._as_inputs(X).astype(np.float64)
         T = np.asarray(targets, dtype=np.float64)
         if T.ndim == 1:
@@ -147,6 +166,35 @@ class AttributeBank:
 
     def __len__(self) -> int:
         return self.n_attributes
+
+    # --- persistence ------------------------------------------------------------------
+    def to_bytes(self) -> bytes:
+        """safetensors bytes: directions and intercepts (float32), names and l2 in JSON metadata."""
+        directions, intercepts = self._fitted()
+        meta = {"format": _FORMAT, "version": _FORMAT_VERSION, "names": self._names(), "l2": float(self.l2)}
+        return tensors_to_bytes({"directions": directions, "intercepts": intercepts}, meta)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, source: str = "<bytes>") -> "AttributeBank":
+        """Inverse of :meth:`to_bytes`; damaged or foreign data raises :class:`likeable.FormatError`."""
+        tensors, meta = tensors_from_bytes(bytes(data), source)
+        if meta.get("format") != _FORMAT or meta.get("version") != _FORMAT_VERSION:
+            raise _core.FormatError(f"{source}: not an AttributeBank file of version {_FORMAT_VERSION} "
+                                    f"(format={meta.get('format')!r}, version={meta.get('version')!r})")
+        try:
+            bank = cls(list(meta["names"]), l2=meta["l2"])
+            directions, intercepts = tensors["directions"], tensors["intercepts"]
+            if directions.dtype != np.float32 or directions.shape[0] != len(bank.names) or directions.ndim != 2:
+                raise ValueError(f"directions have shape {directions.shape}")
+            if intercepts.dtype != np.float32 or intercepts.shape != (len(bank.names),):
+                raise ValueError(f"intercepts have shape {intercepts.shape}")
+            if not (np.isfinite(directions).all() and np.isfinite(intercepts).all()):
+                raise ValueError("weights contain NaN or Inf")
+        except (KeyError, ValueError, TypeError) as exc:
+            raise _core.FormatError(f"{source}: inconsistent AttributeBank data ({exc})") from None
+        bank.directions_, bank.intercepts_ = directions, intercepts
+        bank.n_features_in_ = int(directions.shape[1])
+        return bank
 
     def __repr__(self) -> str:
         try:

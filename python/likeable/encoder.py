@@ -6,15 +6,17 @@ import math
 import numbers
 import os
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
 from . import _core
+from ._estimator import Estimator
+from ._gpu.device import dispatch
+from ._io import tensors_from_bytes, tensors_to_bytes
 from ._memory import check_allocation
-from ._io import atomic_write_bytes, read_file_bytes, tensors_from_bytes, tensors_to_bytes
-from ._validation import (NotFittedError, as_float32_matrix, check_positive_int, fspath,
-                          resolve_threads)
+from ._persistence import Persistent
+from ._validation import as_float32_matrix, check_positive_int, fspath, not_fitted, resolve_threads
 from .sparse import SparseCodes, as_sparse_codes
 
 FORMAT_VERSION = 1
@@ -43,7 +45,20 @@ class EncoderStats:
     n_rows: int
 
 
-class SparseEncoder:
+class EncoderWeights(NamedTuple):
+    """An encoder's arrays as the core and the GPU path read them (the encoder's own, not copies).
+
+    ``W_encT`` is M x d (each latent's encoder row contiguous), the transpose of ``W_enc``.
+    """
+
+    W_encT: np.ndarray
+    b_enc: np.ndarray
+    W_dec: np.ndarray
+    b_dec: np.ndarray
+    threshold: np.ndarray | None
+
+
+class SparseEncoder(Estimator, Persistent):
     """Sparse autoencoder (TopK or BatchTopK) over dense embeddings.
 
     Pre-activations are ``a = (x - b_dec) @ W_enc + b_enc``; a row's code keeps its ``k``
@@ -102,25 +117,6 @@ class SparseEncoder:
                  signed: bool = False, matryoshka: Sequence[int] | None = None, seed: int = 0,
                  aux_k: int | None = None, aux_coef: float = 1.0 / 32,
                  dead_after: int | None = None, threads: int | None = None) -> None:
-        # The contract asks the constructor to refuse impossible settings (e.g. k > n_features);
-        # the values are still stored exactly as given.
-        check_positive_int(n_features, "n_features")
-        check_positive_int(k, "k")
-        if k > n_features:
-            raise ValueError(f"k={k} exceeds n_features={n_features}")
-        if kind not in _KINDS:
-            raise ValueError(f"kind must be one of {_KINDS}, got {kind!r}")
-        if not isinstance(signed, (bool, np.bool_)):
-            raise TypeError(f"signed must be a bool, got {type(signed).__name__}")
-        _resolve_prefixes(matryoshka, n_features)
-        if aux_k is not None:
-            check_positive_int(aux_k, "aux_k", minimum=0)
-        if not (isinstance(aux_coef, numbers.Real) and aux_coef >= 0 and math.isfinite(aux_coef)):
-            raise ValueError(f"aux_coef must be a finite number >= 0, got {aux_coef!r}")
-        if dead_after is not None:
-            check_positive_int(dead_after, "dead_after")
-        if threads is not None:
-            resolve_threads(threads)
         self.n_features = n_features
         self.k = k
         self.kind = kind
@@ -136,16 +132,57 @@ class SparseEncoder:
         self._W_dec: np.ndarray | None = None
         self._b_dec: np.ndarray | None = None
         self._threshold: np.ndarray | None = None
+        # Impossible settings (e.g. k > n_features) fail here, where they are written; the values
+        # are stored exactly as given.
+        self._validate_params()
 
     # --- parameters and learned state ---------------------------------------------------
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in (
-            "n_features", "k", "kind", "signed", "matryoshka", "seed", "aux_k", "aux_coef",
-            "dead_after", "threads")}
+    _sklearn_kind = "transformer"
+    _expected_failed_checks = {
+        "check_do_not_raise_errors_in_init_or_set_params":
+            "the constructor and set_params refuse impossible settings (k > n_features, an unknown kind) "
+            "where they are written, instead of at fit; valid values are stored exactly as given, so "
+            "clone and grid searches work",
+    }
+    _pickle_extras = ("history_", "best_epoch_")
+
+    def _check_params(self, params: dict[str, Any]) -> None:
+        n_features, k, kind = params["n_features"], params["k"], params["kind"]
+        check_positive_int(n_features, "n_features")
+        check_positive_int(k, "k")
+        if k > n_features:
+            raise ValueError(f"k={k} exceeds n_features={n_features}")
+        if kind not in _KINDS:
+            raise ValueError(f"kind must be one of {_KINDS}, got {kind!r}")
+        if not isinstance(params["signed"], (bool, np.bool_)):
+            raise TypeError(f"signed must be a bool, got {type(params['signed']).__name__}")
+        _resolve_prefixes(params["matryoshka"], n_features)
+        check_positive_int(params["seed"], "seed", minimum=0)
+        if params["aux_k"] is not None:
+            check_positive_int(params["aux_k"], "aux_k", minimum=0)
+        aux_coef = params["aux_coef"]
+        if not (isinstance(aux_coef, numbers.Real) and aux_coef >= 0 and math.isfinite(aux_coef)):
+            raise ValueError(f"aux_coef must be a finite number >= 0, got {aux_coef!r}")
+        if params["dead_after"] is not None:
+            check_positive_int(params["dead_after"], "dead_after")
+        if params["threads"] is not None:
+            resolve_threads(params["threads"])
+
+    def _is_fitted(self) -> bool:
+        return self._W_dec is not None
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return self._is_fitted()
 
     def _check_fitted(self) -> None:
         if self._W_dec is None:
-            raise NotFittedError("this SparseEncoder is not fitted: call fit() or from_weights() first")
+            raise not_fitted("this SparseEncoder is not fitted: call fit() or from_weights() first")
+
+    @property
+    def weights_(self) -> EncoderWeights:
+        """The arrays encode, decode and the GPU path read (the encoder's own; do not modify)."""
+        self._check_fitted()
+        return EncoderWeights(self._W_encT, self._b_enc, self._W_dec, self._b_dec, self._threshold)
 
     @property
     def W_enc(self) -> np.ndarray:
@@ -176,6 +213,11 @@ class SparseEncoder:
     def n_dims_(self) -> int:
         self._check_fitted()
         return int(self._W_dec.shape[1])
+
+    @property
+    def n_features_in_(self) -> int:
+        """Embedding width d (scikit-learn's name for :attr:`n_dims_`)."""
+        return self.n_dims_
 
     def _threads(self, threads: int | None) -> int:
         return resolve_threads(threads if threads is not None else self.threads)
@@ -216,19 +258,23 @@ class SparseEncoder:
             CSR rows (feature ids increasing within each row), shape ``(n, n_features)``.
         """
         self._check_fitted()
-        from . import gpu
-
-        if gpu.wants_gpu(device, X):
-            k_eff, use_threshold = self._select(k)
-            with gpu.device_context(device):
-                codes = gpu.encode(self, X, k=k_eff, use_threshold=use_threshold, allow_tf32=bool(allow_tf32))
-            return codes if gpu.is_device_array(X) else codes.get()
-        X = as_float32_matrix(X, "X", n_cols=self.n_dims_, check_finite=False)  # the core checks, in-tile
         k_eff, use_threshold = self._select(k)
+
+        def on_gpu():
+            from ._gpu import encode as gpu_encode
+
+            return gpu_encode.encode(self.weights_, X, k=k_eff, use_threshold=use_threshold,
+                                     signed=bool(self.signed), allow_tf32=bool(allow_tf32))
+
+        return dispatch(device, X, gpu=on_gpu, cpu=lambda: self._encode_cpu(X, k_eff, use_threshold, threads))
+
+    def _encode_cpu(self, X: Any, k: int, use_threshold: bool, threads: int | None) -> SparseCodes:
+        # NaN/Inf are checked by the core, in the hot tile
+        X = as_float32_matrix(X, "X", n_cols=self.n_dims_, check_finite=False, owner="SparseEncoder")
         # codes (8 bytes per kept entry) plus the per-row top-K scratch held while encoding
-        check_allocation(X.shape[0] * (k_eff * 20 + 8), f"encoding {X.shape[0]} rows")
+        check_allocation(X.shape[0] * (k * 20 + 8), f"encoding {X.shape[0]} rows")
         indptr, indices, values = _core.encoder_encode(
-            X, self._W_encT, self._b_enc, self._b_dec, self._threshold, k_eff, bool(self.signed),
+            X, self._W_encT, self._b_enc, self._b_dec, self._threshold, k, bool(self.signed),
             use_threshold, self._threads(threads))
         return SparseCodes(indptr, indices, values, (X.shape[0], self.n_features), validate=False)
 
@@ -240,19 +286,28 @@ class SparseEncoder:
         into a CuPy array; ``device="cuda"`` decodes host codes on the GPU and returns numpy.
         """
         self._check_fitted()
-        from . import gpu
 
-        if gpu.wants_gpu(device, codes):
-            with gpu.device_context(device):
-                out = gpu.decode(self, codes)
-            return out if gpu.is_device_array(codes) else out.get()
+        def on_gpu():
+            from ._gpu import encode as gpu_encode
+
+            return gpu_encode.decode(self.weights_, codes)
+
+        return dispatch(device, codes, gpu=on_gpu, cpu=lambda: self._decode_cpu(codes, threads))
+
+    def _decode_cpu(self, codes: Any, threads: int | None) -> np.ndarray:
         codes = as_sparse_codes(codes, "codes", n_features=self.n_features)
         check_allocation(codes.shape[0] * self.n_dims_ * 4, f"decoding {codes.shape[0]} rows")
         return _core.encoder_decode(codes, self._W_dec, self._b_dec, self._threads(threads))
 
-    def transform(self, X: Any) -> SparseCodes:
-        """Alias of :meth:`encode` (scikit-learn naming)."""
-        return self.encode(X)
+    # --- scikit-learn transformer ---------------------------------------------------------
+    def transform(self, X: Any):
+        """The codes of ``X`` as a ``scipy.sparse.csr_matrix`` (n x n_features, float32), for
+        scikit-learn pipelines; :meth:`encode` returns the same rows as :class:`SparseCodes`."""
+        return self.encode(X).to_scipy()
+
+    def fit_transform(self, X: Any, y: Any = None, **fit_params: Any):
+        """:meth:`fit` on ``X`` (``fit_params`` go to it), then :meth:`transform` ``X``."""
+        return self.fit(X, y, **fit_params).transform(X)
 
     # --- health numbers -------------------------------------------------------------------
     def _raw_stats(self, X: np.ndarray, mean: np.ndarray, threads: int | None) -> dict:
@@ -312,7 +367,8 @@ class SparseEncoder:
         -------
         self
         """
-        X = as_float32_matrix(X, "X", allow_empty=False)
+        self._validate_params()
+        X = as_float32_matrix(X, "X", allow_empty=False, min_cols=1)
         epochs = check_positive_int(epochs, "epochs")
         batch_size = check_positive_int(batch_size, "batch_size")
         patience = check_positive_int(patience, "patience")
@@ -457,8 +513,7 @@ class SparseEncoder:
         ``sae.safetensors`` (TopK only).
         """
         if format == "likeable":
-            atomic_write_bytes(path, self.to_bytes())
-            return
+            return super().save(path)
         self._check_fitted()
         from ._saelens import write_folder
 
@@ -472,34 +527,15 @@ class SparseEncoder:
         their thresholds (``kind="batchtopk"``); bf16/fp16 weights are read as float32.
         """
         path = fspath(path)
-        if os.path.isdir(path):
-            from ._saelens import read_folder
+        if not os.path.isdir(path):
+            return super().load(path)
+        from ._saelens import read_folder
 
-            weights = read_folder(path)
-            try:
-                return cls.from_weights(**weights)
-            except (ValueError, TypeError) as exc:
-                raise _core.FormatError(f"{path}: inconsistent SAE folder ({exc})") from None
-        return cls.from_bytes(read_file_bytes(path), source=path)
-
-    def __getstate__(self) -> dict:
-        state = {"params": self.get_params()}
-        if self._W_dec is not None:
-            state["weights"] = self.to_bytes()
-        for name in ("history_", "best_epoch_"):
-            if hasattr(self, name):
-                state[name] = getattr(self, name)
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        self.__init__(**state["params"])
-        if "weights" in state:
-            other = SparseEncoder.from_bytes(state["weights"], "<pickle>")
-            self._W_encT, self._b_enc, self._W_dec, self._b_dec, self._threshold = (
-                other._W_encT, other._b_enc, other._W_dec, other._b_dec, other._threshold)
-        for name in ("history_", "best_epoch_"):
-            if name in state:
-                setattr(self, name, state[name])
+        weights = read_folder(path)
+        try:
+            return cls.from_weights(**weights)
+        except (ValueError, TypeError) as exc:
+            raise _core.FormatError(f"{path}: inconsistent SAE folder ({exc})") from None
 
     def __repr__(self) -> str:
         fitted = f", n_dims={self._W_dec.shape[1]}" if self._W_dec is not None else ", unfitted"

@@ -8,14 +8,16 @@ from typing import Any
 import numpy as np
 
 from . import _core
+from ._gpu.device import dispatch
 from ._memory import check_allocation
+from ._persistence import Persistent
 from ._validation import as_float32_matrix, check_positive_int, fspath, resolve_threads
 from .sparse import SparseCodes, as_sparse_codes
 
 __all__ = ["SparseIndex", "brute_force_search"]
 
 
-class SparseIndex:
+class SparseIndex(Persistent):
     """Inverted index over sparse codes, exact or approximate (the Seismic recipe).
 
     Parameters
@@ -64,6 +66,10 @@ class SparseIndex:
     The index is immutable and every method is safe to call from many threads; searches release
     the GIL. Each searching thread caches scratch buffers (a float per row in exact mode, a
     float per feature and a bit per row in both) for its lifetime, so no query allocates.
+
+    The index is built from its codes, so it has no ``fit``: :meth:`get_params` reports the build
+    parameters, and :meth:`set_params` changes only ``threads`` (rebuild to change the others).
+    ``save``/``load``/``to_bytes``/``from_bytes`` and pickling write one file format.
 
     Examples
     --------
@@ -134,33 +140,31 @@ class SparseIndex:
         if isinstance(heap_factor, bool) or not isinstance(heap_factor, numbers.Real) \
                 or not np.isfinite(heap_factor) or heap_factor <= 0:
             raise ValueError(f"heap_factor must be a positive number, got {heap_factor!r}")
-        from . import gpu
+        return dispatch(device, queries, gpu=lambda: self._search_gpu(queries, k),
+                        cpu=lambda: self._search_cpu(queries, k, query_cut, heap_factor, threads))
 
-        if gpu.wants_gpu(device, queries):
-            return self._search_gpu(queries, k, device)
+    def _search_cpu(self, queries: Any, k: int, query_cut: int, heap_factor: float, threads: int | None):
         n_threads = resolve_threads(self.threads if threads is None else threads)
         dense, batch = _as_queries(queries, self.n_features)
         n_queries = batch.shape[0]
         check_allocation(n_queries * k * 12, f"search results for {n_queries} queries x k={k}")
         return self._core.search(batch, dense, k, query_cut, float(heap_factor), n_threads)
 
-    def _search_gpu(self, queries: Any, k: int, device: Any):
-        from . import gpu
+    def _search_gpu(self, queries: Any, k: int):
+        from ._gpu.arrays import DeviceSparseCodes, cached
+        from ._gpu.scoring import exact_search
 
         if self.approximate:
             raise ValueError("GPU search is exact: build the index with approximate=False "
                              "(or search this approximate index on the CPU)")
-        with gpu.device_context(device):
-            rows = gpu._cached(self, (self._core,), ("forward",), self._forward_on_device)
-            ids, scores = gpu.exact_search(rows, queries, k, n_features=self.n_features)
-        return (ids, scores) if gpu.is_device_array(queries) else (ids.get(), scores.get())
 
-    def _forward_on_device(self):
-        from . import gpu
+        def forward_rows():
+            indptr, indices, values = self._core.forward_csr()
+            return DeviceSparseCodes.from_host(
+                SparseCodes(indptr, indices, values, (self.n_rows, self.n_features), validate=False))
 
-        indptr, indices, values = self._core.forward_csr()
-        return gpu.DeviceSparseCodes.from_host(
-            SparseCodes(indptr, indices, values, (self.n_rows, self.n_features), validate=False))
+        rows = cached(self, (self._core,), ("forward",), forward_rows)
+        return exact_search(rows, queries, k, n_features=self.n_features)
 
     def top_activations(self, feature: int, n: int = 20, sign: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Rows where ``feature`` is most positive (``sign=+1``) or most negative (``sign=-1``).
@@ -208,20 +212,47 @@ class SparseIndex:
         return self._core.to_bytes()
 
     @classmethod
-    def from_bytes(cls, data: bytes, *, verify: bool = True, threads: int | None = None) -> "SparseIndex":
-        """Inverse of :meth:`to_bytes`."""
+    def from_bytes(cls, data: bytes, source: str = "<bytes>", *, verify: bool = True,
+                   threads: int | None = None) -> "SparseIndex":
+        """Inverse of :meth:`to_bytes`; damaged or foreign data raises :class:`likeable.FormatError`."""
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"data must be bytes, got {type(data).__name__}")
         return cls._wrap(_core.SparseIndexCore.from_bytes(bytes(data), bool(verify)), threads)
 
-    def __getstate__(self):
-        return {"ser_version": 1, "data": self.to_bytes(), "threads": self.threads}
+    # --- the estimator contract, where it applies ------------------------------------
+    _BUILD_PARAMS = ("approximate", "n_postings", "block_fraction", "summary_energy", "doc_cut", "seed")
+    _pickle_extras = ("threads",)
 
-    def __setstate__(self, state):
-        if state.get("ser_version") != 1:
-            raise ValueError(f"unknown SparseIndex pickle version {state.get('ser_version')!r}")
-        self._core = _core.SparseIndexCore.from_bytes(state["data"], True)
-        self.threads = state["threads"]
+    def _is_fitted(self) -> bool:
+        return True  # built in the constructor
+
+    def _param_state(self) -> dict:
+        return {}  # the file holds the build parameters; threads is kept beside it
+
+    def get_params(self, deep: bool = True) -> dict:
+        """The build parameters (as stored in the index) and ``threads``."""
+        stored = self._core.params
+        out = {name: stored[name] for name in self._BUILD_PARAMS if name in stored}
+        out["approximate"] = self.approximate
+        out["threads"] = self.threads
+        return out
+
+    def set_params(self, **params) -> "SparseIndex":
+        """Change ``threads`` (the default for :meth:`search`); returns self. The build parameters
+        are fixed once the index is built: build a new index to change them."""
+        fixed = sorted(set(params) - {"threads"})
+        if fixed:
+            known = set(self._BUILD_PARAMS)
+            unknown = [p for p in fixed if p not in known]
+            if unknown:
+                raise ValueError(f"Invalid parameter {unknown[0]!r} for SparseIndex. Valid parameters are: "
+                                 f"{sorted(known | {'threads'})!r}.")
+            raise ValueError(f"{fixed[0]!r} is fixed when the index is built: build a new SparseIndex to change it")
+        if "threads" in params:
+            if params["threads"] is not None:
+                resolve_threads(params["threads"])
+            self.threads = params["threads"]
+        return self
 
     # --- sizes --------------------------------------------------------------------------
     @property

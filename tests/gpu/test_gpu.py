@@ -248,8 +248,9 @@ def test_score_and_predict_match_reference(cp, rng, n_users, n_items):
     np.testing.assert_allclose(prefs.decision_function(pairs, pair_users, device="cuda"),
                                prefs.decision_function(pairs, pair_users), rtol=1e-4, atol=1e-5)
     pop = prefs.population_ if hasattr(prefs, "population_") else lk.PreferenceModel().fit(train, y)
-    np.testing.assert_allclose(pop.predict_proba(gpu.DeviceSparseCodes.from_host(pairs)).get(),
-                               pop.predict_proba(pairs), rtol=1e-5, atol=1e-6)
+    on_gpu = pop.predict_proba(gpu.DeviceSparseCodes.from_host(pairs))
+    assert on_gpu.shape == (250, 2)
+    np.testing.assert_allclose(on_gpu.get(), pop.predict_proba(pairs), rtol=1e-5, atol=1e-6)
 
 
 @needs_gpu

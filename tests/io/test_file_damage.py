@@ -39,7 +39,17 @@ def small_users(rng):
     return lk.UserPreferences(population=lk.PreferenceModel()).fit(codes, labels, ["a", "b"] * 20)
 
 
-@pytest.mark.parametrize("make, cls", [(small_encoder, lk.SparseEncoder), (small_users, lk.UserPreferences)])
+def small_population(rng):
+    m = sp.random(40, 6, density=0.4, format="csr", dtype=np.float32, random_state=rng)
+    return lk.PreferenceModel(fit_intercept=True).fit(lk.SparseCodes.from_scipy(m), rng.integers(0, 2, 40))
+
+
+def small_bank(rng):
+    return lk.AttributeBank(["formal", "funny"]).fit(rng.standard_normal((30, 5)), rng.standard_normal((30, 2)))
+
+
+@pytest.mark.parametrize("make, cls", [(small_encoder, lk.SparseEncoder), (small_users, lk.UserPreferences),
+                                       (small_population, lk.PreferenceModel), (small_bank, lk.AttributeBank)])
 def test_safetensors_every_byte_flip_is_caught(rng, make, cls):
     data = make(rng).to_bytes()
     assert type(cls.from_bytes(data)) is cls

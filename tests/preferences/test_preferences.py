@@ -13,6 +13,7 @@ import scipy.sparse as sp
 from scipy.optimize import minimize
 
 import likeable as lk
+import likeable._pairs
 from conftest import shared_path
 
 
@@ -69,7 +70,7 @@ def test_logistic_matches_sklearn(rng, n, m, fit_intercept, l2):
     np.testing.assert_allclose(ours.coef_, ref.coef_[0], atol=1e-4)
     if fit_intercept:
         assert abs(ours.intercept_ - ref.intercept_[0]) < 1e-4
-    np.testing.assert_allclose(ours.predict_proba(codes), ref.predict_proba(codes.to_scipy())[:, 1], atol=1e-5)
+    np.testing.assert_allclose(ours.predict_proba(codes), ref.predict_proba(codes.to_scipy()), atol=1e-5)
 
 
 def test_controls_and_l1_satisfy_kkt(rng):
@@ -92,7 +93,7 @@ def test_controls_and_l1_satisfy_kkt(rng):
     assert 0 < on.sum() < m
     np.testing.assert_allclose(grad[on], l1 * np.sign(pm.coef_[on]), atol=1e-4)
     assert np.all(np.abs(grad[~on]) <= l1 + 1e-6)
-    np.testing.assert_allclose(pm.predict_proba(codes, controls), sigmoid(eta), atol=1e-5)
+    np.testing.assert_allclose(pm.predict_proba(codes, controls)[:, 1], sigmoid(eta), atol=1e-5)
     np.testing.assert_allclose(pm.decision_function(codes, controls), eta, atol=1e-5)
     np.testing.assert_array_equal(pm.predict(codes, controls), (eta > 0).astype(int))
 
@@ -235,8 +236,8 @@ def test_update_equals_refit_and_moves_only_those_users(rng):
     np.testing.assert_array_equal(model.offsets_[1:4], before[1:4])  # untouched users did not move
     assert not np.allclose(model.offsets_[0], before[0])
     full = lk.UserPreferences(population=model.population_, tol=1e-9)
-    all_codes = lk.preferences._concat_codes(codes[np.flatnonzero(first)], extra)
-    all_codes = lk.preferences._concat_codes(all_codes, codes[rest[late]])
+    all_codes = likeable._pairs.concat_codes(codes[np.flatnonzero(first)], extra)
+    all_codes = likeable._pairs.concat_codes(all_codes, codes[rest[late]])
     full.fit(all_codes, np.concatenate([y[first], np.ones(7, int), y[rest[late]]]),
              np.concatenate([users[first], [0] * 7, users[rest[late]]]))
     np.testing.assert_allclose(model.weights(range(6)), full.weights(range(6)), atol=1e-5)
@@ -459,7 +460,7 @@ def test_per_user_auc_beats_population(two_objectives, capsys):
     for user in ("helpful", "harmless"):
         rows = test & (users == user)
         p_user = model.predict_proba(delta[rows], users[rows])
-        p_pop = pop_fitted.predict_proba(delta[rows])
+        p_pop = pop_fitted.predict_proba(delta[rows])[:, 1]
         report[user] = (auc(p_pop, labels[rows]), auc(p_user, labels[rows]), int(rows.sum()))
     with capsys.disabled():
         for user, (a_pop, a_user, n) in report.items():

@@ -139,7 +139,11 @@ def test_fit_takes_the_labels_the_loader_takes(rng):
     c = lk.PreferenceModel().fit(X, list(numeric == 1))
     np.testing.assert_array_equal(a.coef_, b.coef_)
     np.testing.assert_array_equal(a.coef_, c.coef_)
-    with pytest.raises(ValueError, match=r"labels\[3\] is 'tie'.*drop them"):
+    # 'A' is the first response winning, as the loader reads it (not sklearn's sorted order)
+    assert list(b.classes_) == ["b", "A"] and a.coef_[0] > 0
+    np.testing.assert_array_equal(b.predict(X), np.where(a.predict(X) == 1, "A", "b"))
+    np.testing.assert_allclose(b.predict_proba(X), a.predict_proba(X))
+    with pytest.raises(ValueError, match=r"\[3\] is 'tie'.*drop them"):
         lk.PreferenceModel().fit(X[:5], ["A", "B", "A", "tie", "B"])
-    with pytest.raises(ValueError, match="'maybe'"):
-        lk.PreferenceModel().fit(X[:2], ["A", "maybe"])
+    with pytest.raises(ValueError, match=r"labels\[2\]|must be 1/'A'"):  # the statistics methods: 0/1 only
+        lk.PreferenceModel().fit(X[:3], ["A", "B", "A"]).feature_effects(X[:3], ["A", "B", "maybe"])
