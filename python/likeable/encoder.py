@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Sequence
 
@@ -15,7 +16,7 @@ from ._gpu.device import dispatch
 from ._io import tensors_from_bytes, tensors_to_bytes
 from ._memory import check_allocation
 from ._persistence import Persistent
-from ._validation import not_fitted, as_float32_matrix, check_positive_int, resolve_threads
+from ._validation import as_float32_matrix, check_positive_int, fspath, not_fitted, resolve_threads
 from .sparse import SparseCodes, as_sparse_codes
 
 FORMAT_VERSION = 1
@@ -502,6 +503,39 @@ class SparseEncoder(Estimator, Persistent):
                                     matryoshka=meta.get("matryoshka"))
         except (KeyError, ValueError, TypeError) as exc:
             raise _core.FormatError(f"{source}: inconsistent encoder file ({exc})") from None
+
+    def save(self, path, format: str = "likeable") -> None:
+        """Write the encoder atomically (temporary file, fsync, rename).
+
+        ``format="likeable"``: one safetensors file. ``"sae_lens"``: a folder with ``cfg.json``
+        and ``sae_weights.safetensors`` that sae_lens loads (``SAE.load_from_disk``; BatchTopK
+        becomes a JumpReLU SAE). ``"sparsify"``: a folder with ``cfg.json`` and
+        ``sae.safetensors`` (TopK only).
+        """
+        if format == "likeable":
+            return super().save(path)
+        self._check_fitted()
+        from ._saelens import write_folder
+
+        write_folder(self, fspath(path), format)
+
+    @classmethod
+    def load(cls, path) -> "SparseEncoder":
+        """Read a file written by :meth:`save`, or an sae_lens or sparsify SAE folder.
+
+        Folder SAEs encode as their library does: TopK as TopK, JumpReLU (and plain ReLU) by
+        their thresholds (``kind="batchtopk"``); bf16/fp16 weights are read as float32.
+        """
+        path = fspath(path)
+        if not os.path.isdir(path):
+            return super().load(path)
+        from ._saelens import read_folder
+
+        weights = read_folder(path)
+        try:
+            return cls.from_weights(**weights)
+        except (ValueError, TypeError) as exc:
+            raise _core.FormatError(f"{path}: inconsistent SAE folder ({exc})") from None
 
     def __repr__(self) -> str:
         fitted = f", n_dims={self._W_dec.shape[1]}" if self._W_dec is not None else ", unfitted"

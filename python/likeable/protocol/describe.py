@@ -11,14 +11,13 @@ import hashlib
 import json
 import os
 import re
-import urllib.error
-import urllib.request
 from collections import Counter
 from typing import Sequence
 
 import numpy as np
 
 from .._io import atomic_write_bytes
+from ._http import post_json
 
 __all__ = ["DistinctiveWords", "ChatDescriber", "fidelity"]
 
@@ -94,10 +93,13 @@ class ChatDescriber:
         Pairs shown per feature.
     max_chars : int
         Each response is cut to this many characters in the prompt.
+    max_retries : int
+        Retries (with back-off) when the server is unreachable, overloaded or rate-limiting.
     """
 
     def __init__(self, model: str | None = None, base_url: str | None = None, api_key: str | None = None,
-                 cache_dir=None, timeout: float = 60.0, max_examples: int = 10, max_chars: int = 400) -> None:
+                 cache_dir=None, timeout: float = 60.0, max_examples: int = 10, max_chars: int = 400,
+                 max_retries: int = 2) -> None:
         self.model = model or os.environ.get("LIKEABLE_LLM_MODEL") or os.environ.get("OPENAI_MODEL")
         if not self.model:
             raise ValueError("no model: pass model= or set LIKEABLE_LLM_MODEL / OPENAI_MODEL")
@@ -109,6 +111,7 @@ class ChatDescriber:
         self.timeout = timeout
         self.max_examples = max_examples
         self.max_chars = max_chars
+        self.max_retries = max_retries
 
     # -- describer -----------------------------------------------------------------
     def __call__(self, more: Sequence[str], less: Sequence[str]) -> str:
@@ -146,20 +149,8 @@ class ChatDescriber:
         cached = self._cache_read(key)
         if cached is not None:
             return cached
-        request = urllib.request.Request(f"{self.base_url}/chat/completions", data=payload, method="POST",
-                                         headers={"Content-Type": "application/json",
-                                                  **({"Authorization": f"Bearer {self.api_key}"}
-                                                     if self.api_key else {})})
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                reply = json.loads(response.read())
-        except urllib.error.HTTPError as exc:
-            detail = exc.read()[:300].decode("utf-8", "replace")
-            raise RuntimeError(f"{self.base_url}: HTTP {exc.code} from chat/completions: {detail}") from None
-        except (urllib.error.URLError, TimeoutError, OSError) as exc:
-            raise ConnectionError(f"could not reach {self.base_url}: {exc}") from None
-        except json.JSONDecodeError as exc:
-            raise RuntimeError(f"{self.base_url}: reply is not JSON ({exc})") from None
+        reply = post_json(f"{self.base_url}/chat/completions", body, api_key=self.api_key, timeout=self.timeout,
+                          max_retries=self.max_retries)
         try:
             text = reply["choices"][0]["message"]["content"]
         except (KeyError, IndexError, TypeError):

@@ -101,9 +101,10 @@ def evaluate(dataset: PreferenceDataset, embedder: Any = None, config: EvalConfi
     ----------
     dataset : PreferenceDataset
         From :func:`likeable.datasets.load` or :func:`likeable.datasets.synthetic`.
-    embedder : callable, optional
-        ``embedder(texts) -> (n, dim)`` such as :class:`likeable.OnnxEmbedder`; needed unless
-        the dataset carries embeddings.
+    embedder : embedder, optional
+        Anything :func:`likeable.as_embedder` takes (:class:`likeable.OnnxEmbedder`,
+        :class:`likeable.OpenAIEmbedder`, a sentence-transformers model, a callable
+        ``texts -> (n, dim)``); needed unless the dataset carries embeddings.
     config : EvalConfig or dict, optional
 
     Returns
@@ -191,7 +192,9 @@ def embed_pairs(ds: PreferenceDataset, embedder: Any, split: Split) -> PairInput
     else:
         if embedder is None:
             raise ValueError("this dataset has no embeddings: pass embedder= (e.g. likeable.OnnxEmbedder)")
-        both = np.asarray(embedder(list(ds.response_a) + list(ds.response_b)), np.float32)
+        from .embed import as_embedder
+
+        both = as_embedder(embedder).embed(list(ds.response_a) + list(ds.response_b))
         ea, eb = both[: len(ds)], both[len(ds):]
     delta = np.ascontiguousarray(ea - eb, dtype=np.float32)
     length = ds.length_difference()
