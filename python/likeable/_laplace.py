@@ -83,57 +83,67 @@ def _spd_inverse(a: np.ndarray) -> np.ndarray:
         return np.linalg.pinv(a, hermitian=True)
 
 
-def estimate_prior_variance(solve: Callable[[np.ndarray], np.ndarray],
-                            probabilities: Callable[[np.ndarray], np.ndarray], codes, users: np.ndarray,
-                            n_users: int, initial: float = 1.0, per_feature: bool = True, max_iter: int = 200,
-                            tol: float = 1e-3) -> tuple[np.ndarray, int]:
-    """Prior variances τ² of the offsets that maximise the Laplace marginal likelihood (type-II ML).
+def estimate_prior_variance(solve: Callable[[np.ndarray, np.ndarray], np.ndarray],
+                            probabilities: Callable[[np.ndarray, np.ndarray], np.ndarray], codes, users: np.ndarray,
+                            n_users: int, initial: float = 1.0, per_feature: bool = True, estimate_mean: bool = False,
+                            max_iter: int = 200, tol: float = 1e-3) -> tuple[np.ndarray, np.ndarray, int]:
+    """Prior variances τ² of the offsets by the Laplace marginal likelihood (type-II ML), and
+    optionally the prior mean (the population weights) with them.
 
-    MacKay's fixed point of the evidence: ``τ²_j = Σ_u d̂_uj² / Σ_u γ_uj`` with
-    ``γ_uj = 1 − Σ_u,jj / τ²_j`` (how well user u's data determine its offset on j), summed
-    over the users that touched j; with ``per_feature=False`` one τ² for all features. A
+    MacKay's evidence update, i.e. EM with Laplace posteriors: ``τ²_j = Σ_u (d̂_uj − d̄_j)² /
+    Σ_u γ_uj`` with ``γ_uj = 1 − Σ_u,jj / τ²_j`` (how well user u's data determine its offset
+    on j), over the users that touched j; ``d̄_j`` their mean offset when ``estimate_mean``
+    (the population weights then move by it: a pooled fit attenuates the weights of features
+    people differ on, and every user's offset would lean the same way), else 0. With
+    ``per_feature=False`` one τ² for all features. It holds the curvature fixed, so it runs a
+    little below the maximum of the Laplace evidence itself (more shrinkage, not less). A
     feature whose variance falls so low that the prior decides every user's offset (``τ²·h <
     PRUNE``, h the median data information of its users) is set to 0: it does not vary by user.
 
     Parameters
     ----------
-    solve : precision (n_features,) -> offsets (n_users, n_features)
-        The posterior modes for prior precisions 1/τ² (inf: offset fixed at 0), from the core.
-    probabilities : offsets -> P(first response preferred) per pair at those offsets.
+    solve : (precision (n_features,), mean shift (n_features,)) -> offsets (n_users, n_features)
+        The posterior modes around the population weights plus the shift for prior
+        precisions 1/τ² (inf: offset fixed at 0), from the core.
+    probabilities : (offsets, mean shift) -> P(first response preferred) per pair.
     codes : scipy CSR (n_pairs, n_features)
     users : int64 (n_pairs,) row of each pair's user
-    n_users, initial, per_feature, max_iter
+    n_users, initial, per_feature, estimate_mean, max_iter
     tol : stop when no pair's logit moved more than this in an iteration
 
     Returns
     -------
-    (τ² float64 (n_features,), iterations)
+    (τ² float64 (n_features,), mean shift float64 (n_features,), iterations)
     """
     m = codes.shape[1]
     designs = user_designs(codes, rows_by_user(users, n_users))
-    variance = np.full(m, float(initial))
+    variance, shift = np.full(m, float(initial)), np.zeros(m)
     previous = None
     for iteration in range(1, max_iter + 1):
         free = variance > 0
         precision = np.where(free, 1.0 / np.where(free, variance, 1.0), np.inf)
-        offsets = np.asarray(solve(precision), np.float64)
-        p = np.asarray(probabilities(offsets), np.float64)
+        offsets = np.asarray(solve(precision, shift), np.float64)
+        p = np.asarray(probabilities(offsets, shift), np.float64)
         weights = p * (1.0 - p)
-        squares, gammas = np.zeros(m), np.zeros(m)
+        sums, squares, gammas, counts = np.zeros(m), np.zeros(m), np.zeros(m), np.zeros(m)
         information: list[list[float]] = [[] for _ in range(m)]
         for u, touched, cov, data_diag in posterior_blocks(designs, weights, free, precision):
+            sums[touched] += offsets[u, touched]
             squares[touched] += offsets[u, touched] ** 2
             gammas[touched] += np.clip(1.0 - np.diag(cov) / variance[touched], 0.0, 1.0)
+            counts[touched] += 1
             for j, h in zip(touched, data_diag):
                 information[j].append(h)
+        mean = np.where(counts > 0, sums / np.maximum(counts, 1), 0.0) if estimate_mean else np.zeros(m)
+        squares = np.maximum(squares - counts * mean ** 2, 0.0)  # around the users' mean offset
         if per_feature:
-            with np.errstate(invalid="ignore", divide="ignore"):
-                new = np.where(gammas > 1e-12, squares / np.where(gammas > 1e-12, gammas, 1.0), 0.0)
+            new = np.where(gammas > 1e-12, squares / np.where(gammas > 1e-12, gammas, 1.0), 0.0)
         else:
             total = gammas.sum()
             new = np.where(free, squares.sum() / total if total > 1e-12 else 0.0, 0.0)
         typical = np.array([np.median(h) if h else 0.0 for h in information])
         new = np.where(free & (new * typical >= PRUNE), new, 0.0)
+        shift = shift + mean
         # Converged when the model's predictions stop moving: a variance creeping toward zero
         # (a feature that does not vary) no longer changes any logit.
         logits = np.log(np.clip(p, 1e-12, 1.0)) - np.log(np.clip(1.0 - p, 1e-12, 1.0))
@@ -142,7 +152,7 @@ def estimate_prior_variance(solve: Callable[[np.ndarray], np.ndarray],
         previous, variance = logits, new
         if done or not (variance > 0).any():
             break
-    return variance, iteration
+    return variance, shift, iteration
 
 
 def information_gain(codes, probability: np.ndarray, owner: np.ndarray, blocks: dict,

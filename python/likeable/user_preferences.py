@@ -57,7 +57,9 @@ class UserPreferences(Estimator, Persistent):
     ----------
     population : PreferenceModel or None
         A fitted model is used as is (copied); an unfitted one (or None: a default
-        ``PreferenceModel()``) is fitted on the pooled pairs in :meth:`fit`.
+        ``PreferenceModel()``) is fitted on the pooled pairs in :meth:`fit` (with
+        ``shrinkage="auto"`` its weights then become the mean of the users' weights, estimated
+        with the prior variances: a pooled fit attenuates the weights people differ on).
     shrinkage : float, array of n_features floats, or "auto"
         L2 strength pulling each user toward the population (> 0). More pairs per user
         outweigh it; a user with few pairs stays near the population. One value per feature
@@ -221,30 +223,36 @@ class UserPreferences(Estimator, Persistent):
         everyone = np.arange(len(row_of))
         with self._lock:
             self._population = pop
-            self.shrinkage_ = self._fitted_shrinkage(codes, y, ctl, users, everyone)
+            # An unfitted population is the random-effects model's mean: estimated with the users.
+            self.shrinkage_ = self._fitted_shrinkage(codes, y, ctl, users, everyone, estimate_mean=not fitted)
             offsets, not_converged = self._solve(codes, y, ctl, users, everyone)
             offsets.flags.writeable = False
             self.n_not_converged_ = not_converged
             self._state = _State(tuple(row_of), row_of, offsets, codes, y, users, ctl)
         return self
 
-    def _fitted_shrinkage(self, codes: SparseCodes, y: np.ndarray, ctl, users: np.ndarray, everyone: np.ndarray):
-        """``shrinkage`` as given (checked against the features), or estimated for ``"auto"``."""
+    def _fitted_shrinkage(self, codes: SparseCodes, y: np.ndarray, ctl, users: np.ndarray, everyone: np.ndarray,
+                          estimate_mean: bool):
+        """``shrinkage`` as given (checked against the features), or estimated for ``"auto"``
+        (with ``estimate_mean``, the population weights are re-estimated with it)."""
         m = codes.shape[1]
         if isinstance(self.shrinkage, str):
-            pop32 = self._population.coef_.astype(np.float32)
-            base = self._population._base_logit(ctl, codes.shape[0])
+            pop = self._population
+            coef = pop.coef_.copy()
+            base = pop._base_logit(ctl, codes.shape[0])
             threads = resolve_threads(self.threads)
 
-            def solve(precision):
+            def solve(precision, shift):
+                pop.coef_ = coef + shift
                 return self._solve(codes, y, ctl, users, everyone, shrinkage=precision)[0]
 
-            def probabilities(offsets):
-                return _core.predict_pairs(pop32, np.ascontiguousarray(offsets, np.float32), users, codes, base,
-                                           threads, False)
+            def probabilities(offsets, shift):
+                return _core.predict_pairs((coef + shift).astype(np.float32), np.ascontiguousarray(offsets, np.float32),
+                                           users, codes, base, threads, False)
 
-            variance, self.n_iter_shrinkage_ = _laplace.estimate_prior_variance(
-                solve, probabilities, codes.to_scipy(), users, len(everyone))
+            variance, shift, self.n_iter_shrinkage_ = _laplace.estimate_prior_variance(
+                solve, probabilities, codes.to_scipy(), users, len(everyone), estimate_mean=estimate_mean)
+            pop.coef_ = coef + shift
             return np.where(variance > 0, 1.0 / np.where(variance > 0, variance, 1.0), np.inf)
         value = np.asarray(self.shrinkage, np.float64)
         if value.ndim == 0:

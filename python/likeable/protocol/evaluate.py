@@ -149,7 +149,7 @@ def evaluate(dataset: PreferenceDataset, embedder: Any = None, config: EvalConfi
                                     prediction.population, cfg)
     if cfg.sessions and simulates(ds):
         # The adaptive system starts from the population with the shrinkage estimated for the data's users.
-        shrinkage = personalization_shrinkage(personalization, encoded.codes.shape[1])
+        shrinkage = personalization_shrinkage(personalization)
         sessions = timer.run("sessions", simulate_users, ds, split, encoded, _features_only(prediction.population),
                              shrinkage, cfg)
     timings = timer.finish()

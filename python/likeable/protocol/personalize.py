@@ -58,62 +58,72 @@ def personalize(ds: PreferenceDataset, split: Split, pairs: PairInputs, codes: S
     def rows(part):
         return None if control is None else control[part]
 
+    def fit(prior, shrinkage) -> UserPreferences:
+        return UserPreferences(population=prior, shrinkage=shrinkage, threads=cfg.threads).fit(
+            codes[tr], y[tr], users[tr], rows(tr))
+
+    # Unfitted: the shrunk model fits the same pooled model, then (shrinkage "auto") moves its
+    # weights to the mean of the users' (the pooled fit attenuates what people differ on).
+    shrunk = fit(PreferenceModel(l2=cfg.l2), cfg.shrinkage)
+    names = [f"feature {j}" for j in range(n_codes)] + (["length"] if cfg.personalize_length else [])
+    variance, null = feature_variance_test(codes[tr], y[tr], users[tr], population, rows(tr),
+                                           None if split.components is None else split.components[tr],
+                                           shrunk.prior_variance_, names, cfg)
+    if cfg.shrinkage == "auto":
+        # Offsets only where people demonstrably differ: an estimated variance the permutation
+        # test cannot tell from chance (a rare feature, a handful of pairs per user) is noise.
+        significant = np.array([bool(v.significant) for v in variance])
+        shrunk = fit(shrunk.population_, np.where(significant, np.asarray(shrunk.shrinkage_, np.float64), np.inf))
     # Per user only: the same solver around all-zero feature weights (the length control kept).
     zero = PreferenceModel.from_coefficients(np.zeros(codes.shape[1]), population.control_coef_, population.intercept_)
-    shrunk = UserPreferences(population=population, shrinkage=cfg.shrinkage, threads=cfg.threads).fit(
-        codes[tr], y[tr], users[tr], rows(tr))
-    alone = UserPreferences(population=zero, shrinkage=cfg.shrinkage, threads=cfg.threads).fit(
-        codes[tr], y[tr], users[tr], rows(tr))
-    drift = drift_weights(codes[tr], y[tr], users[tr])
+    alone = fit(zero, cfg.shrinkage)
     scores = {"population": population.predict_proba(codes[te], rows(te))[:, 1],
               "per_user_only": alone.predict_proba(codes[te], users[te], rows(te)),
               "shrunk": shrunk.predict_proba(codes[te], users[te], rows(te)),
-              "drift": drift.decision_function(codes[te], users[te])}
+              "drift": drift_weights(codes[tr], y[tr], users[tr]).decision_function(codes[te], users[te])}
     n_users = int(len(np.unique(users[tr])))
     by_user = n_users >= cfg.min_resampled_users
     groups = split.components[te] if split.components is not None else None
     values, samples, n_scored = bootstrap_user_aucs(y[te], scores, users[te], cfg.min_user_pairs, cfg.n_boot,
                                                     cfg.seed, resample_users=by_user, groups=groups)
     n_groups = n_scored if by_user else (None if groups is None else int(np.unique(groups).size))
-    auc = {name: interval(values[name], samples[name], n_scored, n_groups=n_groups) for name in scores}
 
-    def gain(name):
-        return interval(values[name] - values["population"], samples[name] - samples["population"], n_scored,
-                        n_groups=n_groups)
+    def estimate(name, base=None):
+        value = values[name] - (values[base] if base else 0.0)
+        return interval(value, samples[name] - (samples[base] if base else 0.0), n_scored, n_groups=n_groups)
 
-    names = [f"feature {j}" for j in range(n_codes)] + (["length"] if cfg.personalize_length else [])
-    variance, null = feature_variance_test(codes[tr], y[tr], users[tr], population, rows(tr),
-                                           None if split.components is None else split.components[tr],
-                                           shrunk.prior_variance_, names, cfg)
     user_names, user_auc = user_aucs(y[te], scores["shrunk"], users[te], cfg.min_user_pairs)
     _, population_auc = user_aucs(y[te], scores["population"], users[te], cfg.min_user_pairs)
-    few_shot = few_shot_curves(population, zero, shrunk.shrinkage_, alone.shrinkage_, codes, y, users, tr, te,
-                               rows, cfg)
-    weight_recovery = _weight_recovery(ds.truth, shrunk, codes) if "user_weights" in ds.truth else None
-    shrunk_gain = gain("shrunk")
+    gain = estimate("shrunk", "population")
     return Personalization(
         population_auc=values["population"], per_user_auc=values["per_user_only"], shrunk_auc=values["shrunk"],
-        drift_auc=values["drift"], few_shot=few_shot, n_users=n_users,
-        gain_over_population=values["shrunk"] - values["population"], weight_recovery=weight_recovery,
-        auc=auc, gain=shrunk_gain, gain_per_user_only=gain("per_user_only"),
-        gain_significant=bool(shrunk_gain.low > 0) if np.isfinite(shrunk_gain.low) else None,
+        drift_auc=values["drift"], n_users=n_users, gain_over_population=gain.value,
+        few_shot=few_shot_curves(shrunk.population_, zero, shrunk.shrinkage_, alone.shrinkage_, codes, y, users, tr,
+                                 te, rows, cfg),
+        weight_recovery=_weight_recovery(ds.truth, shrunk, codes) if "user_weights" in ds.truth else None,
+        auc={name: estimate(name) for name in scores}, gain=gain,
+        gain_per_user_only=estimate("per_user_only", "population"),
+        gain_significant=bool(gain.low > 0) if np.isfinite(gain.low) else None,
         user_gains={str(u): float(a - b) for u, a, b in zip(user_names, user_auc, population_auc)},
         resampled="users" if by_user else "test prompts within each user",
-        shrinkage_method="empirical Bayes per feature (Laplace marginal likelihood on the training pairs)"
+        shrinkage_method="empirical Bayes per feature (Laplace marginal likelihood on the training pairs), "
+                         "offsets on the features that vary significantly"
         if cfg.shrinkage == "auto" else f"fixed ({cfg.shrinkage})",
         feature_variance=variance, variance_null=null, n_varying=sum(bool(v.significant) for v in variance))
 
 
-def personalization_shrinkage(personalization: Personalization | None, n_features: int):
-    """Shrinkage per feature for a model over the encoder's ``n_features`` (1 / the estimated
-    between-user variance; inf: the feature does not vary), or 3.0 without a personalization."""
+def personalization_shrinkage(personalization: Personalization | None) -> float:
+    """One shrinkage for a system that meets new users (the session simulation): 1 / the mean
+    estimated between-user variance of the features that vary, or 3.0 without an estimate.
+
+    One value, not the per-feature estimate: simulated users need not agree with the data's
+    users on the features those did not differ on.
+    """
     if personalization is None or not personalization.feature_variance:
         return 3.0
-    variance = np.zeros(n_features)
-    for v in personalization.feature_variance:
-        if v.feature is not None and v.feature < n_features and v.variance is not None and np.isfinite(v.variance):
-            variance[v.feature] = v.variance
-    return np.where(variance > 0, 1.0 / np.where(variance > 0, variance, 1.0), np.inf)
+    variance = np.array([v.variance for v in personalization.feature_variance if v.variance is not None], np.float64)
+    varying = variance[np.isfinite(variance) & (variance > 0)]
+    return float(1.0 / varying.mean()) if varying.size else 3.0
 
 
 # --------------------------------------------------------------------------------------
