@@ -72,8 +72,11 @@ def personalize(ds: PreferenceDataset, split: Split, pairs: PairInputs, codes: S
     if cfg.shrinkage == "auto":
         # Offsets only where people demonstrably differ: an estimated variance the permutation
         # test cannot tell from chance (a rare feature, a handful of pairs per user) is noise.
+        # With no feature varying the shrunk model is the population model (the pooled fit has
+        # nothing to un-attenuate); otherwise every weight is the users' mean.
         significant = np.array([bool(v.significant) for v in variance])
-        shrunk = fit(shrunk.population_, np.where(significant, np.asarray(shrunk.shrinkage_, np.float64), np.inf))
+        prior = shrunk.population_ if significant.any() else population
+        shrunk = fit(prior, np.where(significant, np.asarray(shrunk.shrinkage_, np.float64), np.inf))
     # Per user only: the same solver around all-zero feature weights (the length control kept).
     zero = PreferenceModel.from_coefficients(np.zeros(codes.shape[1]), population.control_coef_, population.intercept_)
     alone = fit(zero, cfg.shrinkage)
