@@ -16,6 +16,7 @@ from ._io import tensors_from_bytes, tensors_to_bytes
 from ._memory import check_allocation
 from ._persistence import Persistent
 from ._validation import not_fitted, as_float32_matrix, check_positive_int, resolve_threads
+from ._threshold import calibrated_threshold
 from .sparse import SparseCodes, as_sparse_codes
 
 FORMAT_VERSION = 1
@@ -440,53 +441,20 @@ class SparseEncoder(Estimator, Persistent):
             self._W_encT, self._b_enc, self._W_dec, self._b_dec, self._threshold = best_state
         self.history_ = history
         self.best_epoch_ = best_epoch
-        if self.kind == "batchtopk":
-            # The running average of batch cut-offs lags (training stops before it settles): set
-            # the threshold so the training rows keep k features on average, as trained.
+        if self.kind == "batchtopk":  # the running average of batch cut-offs lags: L0 = k on the training rows
             self.trained_threshold_ = float(self._threshold[0])
             self.calibrate_threshold(X_train, threads=n_threads)
         return self
 
     def calibrate_threshold(self, X: Any, *, l0: float | None = None, threads: int | None = None) -> float:
-        """Set the BatchTopK inference threshold so the rows of ``X`` keep ``l0`` features on average.
-
-        The threshold becomes the ``(l0·n + 1)``-th largest key (the pre-activation, or its
-        magnitude when ``signed``) over all rows, read from the core's top-k codes; k grows
-        until no row could hold a key above the threshold beyond its top k, so the result is
-        exact. :meth:`fit` calls it on its training rows with ``l0 = k``. Returns the threshold.
-
-        Parameters
-        ----------
-        X : array-like (n, d)
-        l0 : float, optional
-            Mean active features per row wanted (default ``k``), ``0 < l0 <= n_features``.
-        threads : int, optional
-        """
+        """Set the BatchTopK threshold so the rows of ``X`` keep ``l0`` (default ``k``) features on
+        average, exactly (see :func:`likeable._threshold.calibrated_threshold`); returns it."""
         self._check_fitted()
         if self.kind != "batchtopk":
             raise ValueError(f"only a BatchTopK encoder has a threshold to calibrate (kind={self.kind!r})")
-        l0 = self.k if l0 is None else l0
-        if not (isinstance(l0, numbers.Real) and 0 < l0 <= self.n_features):
-            raise ValueError(f"l0 must be in (0, n_features={self.n_features}], got {l0!r}")
         X = as_float32_matrix(X, "X", n_cols=self.n_dims_, allow_empty=False, owner="SparseEncoder")
-        target = int(round(l0 * X.shape[0]))
-        k = min(self.n_features, max(1, 2 * math.ceil(l0)))
-        while True:
-            codes = self._encode_cpu(X, k, False, threads)
-            keys = np.abs(codes.values) if self.signed else codes.values  # top-k keeps keys > 0 only
-            if keys.size > target:
-                threshold = float(np.partition(keys, keys.size - target - 1)[keys.size - target - 1])
-            else:
-                threshold = 0.0  # fewer positive keys than wanted: all of them fire
-            counts = np.diff(codes.indptr)
-            full = np.flatnonzero(counts == k)
-            if k == self.n_features or not full.size:
-                break
-            # A full row whose smallest kept key beats the threshold may hide more keys above it.
-            smallest = keys[codes.indptr[full][:, None] + np.arange(k)].min(axis=1)
-            if not (smallest > threshold).any():
-                break
-            k = min(self.n_features, 2 * k)
+        threshold = calibrated_threshold(lambda k: self._encode_cpu(X, k, False, threads), X.shape[0],
+                                         self.n_features, self.k if l0 is None else l0, bool(self.signed))
         self._threshold = np.full(self.n_features, threshold, np.float32)
         return threshold
 
