@@ -164,14 +164,16 @@ class UserPreferences(Estimator, Persistent):
         """
         shrinkage = np.asarray(self.shrinkage_ if shrinkage is None else shrinkage, np.float64)
         base = self._population_logit(history, controls)
-        per_feature = shrinkage.ndim == 1 and not (np.isfinite(shrinkage).all() and np.ptp(shrinkage) == 0)
+        per_feature = shrinkage.ndim == 1 and shrinkage.size > 0 and not (
+            np.isfinite(shrinkage).all() and np.ptp(shrinkage) == 0)
         if per_feature:
             scale = np.where(np.isfinite(shrinkage), 1.0 / np.sqrt(shrinkage), 0.0)
             history = SparseCodes(history.indptr, history.indices,
                                   (history.values * scale[history.indices]).astype(np.float32),
                                   history.shape, validate=False)
             shrinkage = np.float64(1.0)
-        offsets, not_converged = self._solve_core(history, base, labels, users, which, float(shrinkage.ravel()[0]))
+        scalar = float(shrinkage.ravel()[0]) if shrinkage.size else 1.0
+        offsets, not_converged = self._solve_core(history, base, labels, users, which, scalar)
         if per_feature:
             offsets = (offsets * scale).astype(np.float32)
         return offsets, not_converged
