@@ -44,6 +44,15 @@ scoring::UserWeights user_weights(const FloatArray& population, const FloatArray
 
 void bind_preferences(py::module_& m) {
   py::class_<prefs::LogisticFit> fit(m, "LogisticFit", "A fit_logistic result (also its warm start).");
+  fit.def(py::init([](const std::vector<double>& coef, const std::vector<double>& control_coef, double intercept) {
+            prefs::LogisticFit start;
+            start.coef = coef;
+            start.control_coef = control_coef;
+            start.intercept = intercept;
+            return start;
+          }),
+          py::arg("coef"), py::arg("control_coef"), py::arg("intercept"),
+          "A warm start from known coefficients (copied).");
   view_property(fit, "coef", &prefs::LogisticFit::coef, "float64 per feature");
   view_property(fit, "control_coef", &prefs::LogisticFit::control_coef, "float64 per control");
   fit.def_readonly("intercept", &prefs::LogisticFit::intercept)

@@ -16,6 +16,7 @@ from ._gpu.device import dispatch
 from ._io import tensors_from_bytes, tensors_to_bytes
 from ._memory import check_allocation
 from ._persistence import Persistent
+from ._threshold import calibrated_threshold
 from ._validation import as_float32_matrix, check_positive_int, fspath, not_fitted, resolve_threads
 from .sparse import SparseCodes, as_sparse_codes
 
@@ -441,7 +442,22 @@ class SparseEncoder(Estimator, Persistent):
             self._W_encT, self._b_enc, self._W_dec, self._b_dec, self._threshold = best_state
         self.history_ = history
         self.best_epoch_ = best_epoch
+        if self.kind == "batchtopk":  # the running average of batch cut-offs lags: L0 = k on the training rows
+            self.trained_threshold_ = float(self._threshold[0])
+            self.calibrate_threshold(X_train, threads=n_threads)
         return self
+
+    def calibrate_threshold(self, X: Any, *, l0: float | None = None, threads: int | None = None) -> float:
+        """Set the BatchTopK threshold so the rows of ``X`` keep ``l0`` (default ``k``) features on
+        average, exactly (see :func:`likeable._threshold.calibrated_threshold`); returns it."""
+        self._check_fitted()
+        if self.kind != "batchtopk":
+            raise ValueError(f"only a BatchTopK encoder has a threshold to calibrate (kind={self.kind!r})")
+        X = as_float32_matrix(X, "X", n_cols=self.n_dims_, allow_empty=False, owner="SparseEncoder")
+        threshold = calibrated_threshold(lambda k: self._encode_cpu(X, k, False, threads), X.shape[0],
+                                         self.n_features, self.k if l0 is None else l0, bool(self.signed))
+        self._threshold = np.full(self.n_features, threshold, np.float32)
+        return threshold
 
     # --- weights from elsewhere -------------------------------------------------------------
     @classmethod

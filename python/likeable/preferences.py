@@ -121,6 +121,10 @@ class PreferenceModel(Estimator, Persistent):
         Stop when no coefficient moves more than this in a Newton step.
     threads : int or None
         Threads for :meth:`feature_effects` and prediction (None: LIKEABLE_NUM_THREADS or all cores).
+    warm_start : bool
+        Start :meth:`fit` from the current coefficients when the model is already fitted to
+        data of the same shape (scikit-learn's meaning): a path of penalties, large to small,
+        converges in fewer iterations.
 
     Attributes
     ----------
@@ -141,13 +145,15 @@ class PreferenceModel(Estimator, Persistent):
     }
 
     def __init__(self, *, l2: float = 1.0, l1: float = 0.0, fit_intercept: bool = False,
-                 max_iter: int = 100, tol: float = 1e-7, threads: int | None = None) -> None:
+                 max_iter: int = 100, tol: float = 1e-7, threads: int | None = None,
+                 warm_start: bool = False) -> None:
         self.l2 = l2
         self.l1 = l1
         self.fit_intercept = fit_intercept
         self.max_iter = max_iter
         self.tol = tol
         self.threads = threads
+        self.warm_start = warm_start
         self._validate_params()
 
     def _check_params(self, params: dict[str, Any]) -> None:
@@ -155,8 +161,9 @@ class PreferenceModel(Estimator, Persistent):
         check_nonneg(params["l1"], "l1")
         check_positive_int(params["max_iter"], "max_iter")
         check_nonneg(params["tol"], "tol", strict=True)
-        if not isinstance(params["fit_intercept"], (bool, np.bool_)):
-            raise TypeError(f"fit_intercept must be a bool, got {params['fit_intercept']!r}")
+        for name in ("fit_intercept", "warm_start"):
+            if not isinstance(params[name], (bool, np.bool_)):
+                raise TypeError(f"{name} must be a bool, got {params[name]!r}")
         if params["threads"] is not None:
             resolve_threads(params["threads"])
 
@@ -177,7 +184,11 @@ class PreferenceModel(Estimator, Persistent):
         codes = as_pair_codes(X, owner="PreferenceModel", fitting=True)
         classes, labels = binary_labels(y, codes.shape[0])
         ctl = as_controls(controls, codes.shape[0], None)
-        fit = _core.fit_logistic(codes, ctl, labels, None, l2, l1, bool(self.fit_intercept), max_iter, tol)
+        init = None
+        if self.warm_start and self._is_fitted() and self.n_features_in_ == codes.shape[1] \
+                and self.n_controls_ == (0 if ctl is None else ctl.shape[1]):
+            init = _core.LogisticFit(self.coef_, self.control_coef_, float(self.intercept_))
+        fit = _core.fit_logistic(codes, ctl, labels, None, l2, l1, bool(self.fit_intercept), max_iter, tol, init)
         self._set_fitted(fit.coef, fit.control_coef, float(fit.intercept), classes, int(fit.n_iter),
                          bool(fit.converged))
         return self

@@ -251,8 +251,47 @@ def test_fit_batchtopk_learns_threshold(rng):
     enc = lk.SparseEncoder(n_features=64, k=3, kind="batchtopk", seed=3)
     enc.fit(X, epochs=60, lr=1e-2, patience=5, progress=False, threads=1)
     assert enc.threshold.shape == (64,) and (enc.threshold > 0).all()
-    assert 1.0 < enc.stats(X).mean_active < 6.0
+    # calibrated after training: the rows keep k features on average (the 10 % held out for
+    # early stopping were not used to calibrate, hence the small tolerance)
+    assert enc.stats(X).mean_active == pytest.approx(3.0, abs=0.3)
+    assert enc.trained_threshold_ > 0 and enc.threshold[0] != enc.trained_threshold_
     assert enc.normalized_mse(X) < 0.3
+
+
+def _reference_threshold(enc, X, l0):
+    """The (l0·n + 1)-th largest positive key of the float64 pre-activations (0 if there are fewer)."""
+    pre = reference_pre(enc, X)
+    keys = np.abs(pre) if enc.signed else pre
+    keys = np.sort(keys[keys > 0])[::-1]
+    target = int(round(l0 * X.shape[0]))
+    return (keys[target] if keys.size > target else 0.0), min(target, keys.size)
+
+
+@pytest.mark.parametrize("signed", [False, True])
+@pytest.mark.parametrize("n, l0", [(1, 2), (37, 3), (200, 1.5), (64, 16)])  # l0 = M: everything may fire
+def test_calibrate_threshold_matches_numpy_reference(rng, signed, n, l0):
+    d, M = 12, 16
+    enc = random_encoder(rng, d, M, 3, kind="batchtopk", signed=signed, threshold=0.0)
+    X = rng.standard_normal((n, d)).astype(np.float32)
+    X[: max(1, n // 4)] *= 20  # rows with far larger keys than the rest: the top-k must grow past 2·l0
+    threshold = enc.calibrate_threshold(X, l0=l0)
+    expected, n_active = _reference_threshold(enc, X, l0)
+    assert threshold == pytest.approx(expected, rel=1e-4, abs=1e-4)
+    np.testing.assert_array_equal(enc.threshold, np.full(M, threshold, np.float32))
+    assert enc.encode(X).nnz == n_active  # exactly l0 per row on average (every positive key if fewer)
+
+
+def test_calibrate_threshold_refuses_what_it_cannot_do(rng):
+    enc = random_encoder(rng, 6, 8, 2, kind="topk")
+    X = rng.standard_normal((5, 6)).astype(np.float32)
+    with pytest.raises(ValueError, match="BatchTopK"):
+        enc.calibrate_threshold(X)
+    enc = random_encoder(rng, 6, 8, 2, kind="batchtopk", threshold=0.1)
+    for bad in (0, -1, 9, float("nan")):
+        with pytest.raises(ValueError, match="l0"):
+            enc.calibrate_threshold(X, l0=bad)
+    with pytest.raises(ValueError):
+        enc.calibrate_threshold(X[:0])
 
 
 def test_fit_signed_matryoshka_and_early_stop(rng):

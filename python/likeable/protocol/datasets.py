@@ -65,6 +65,9 @@ class PreferenceDataset:
         n_attributes), ``user_names``, ``population_weights``.
     source : str
         Where the data came from (path or ``synthetic(...)``).
+    coerced : dict
+        Per column, how many values the loader turned into text (JSON booleans or numbers in
+        a column of strings, written as JSON: ``true``, ``42``).
     """
 
     prompt: list
@@ -77,6 +80,7 @@ class PreferenceDataset:
     embeddings_b: np.ndarray | None = None
     truth: dict = field(default_factory=dict)
     source: str = ""
+    coerced: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         n = len(self.label)
@@ -215,12 +219,17 @@ def load(path: Any, format: str | None = None, columns: Mapping[str, str] | None
     elif not columns and {"prompt", "responses", "label"} <= set(names):
         layout, wanted = _from_two_objectives, ("prompt", "responses", "label", "objective", "user_id")
     else:
-        return _from_columns(table, names, columns, labels, where)
+        return _with_coerced(_from_columns(table, names, columns, labels, where), table)
     if labels:
         head = (f"{where} is in the {'HH-RLHF' if layout is _from_hh_rlhf else 'two-objective'} layout, "
                 "whose labels need no mapping")
         raise ArgumentError(f"{head}; drop labels=", f"{head}; drop --labels")
-    return layout(_texts_of(table, [n for n in wanted if n in names], where), where)
+    return _with_coerced(layout(_texts_of(table, [n for n in wanted if n in names], where), where), table)
+
+
+def _with_coerced(ds: PreferenceDataset, table) -> PreferenceDataset:
+    ds.coerced = _coerced_counts(table)
+    return ds
 
 
 def _describe(obj) -> str:
@@ -258,8 +267,13 @@ def _read_table(path: str, fmt: str):
         if fmt == "jsonl":
             import pyarrow.json as pj
 
-            # JSONL rows can be large dialogues: a generous block size avoids straddling errors.
-            table = pj.read_json(path, read_options=pj.ReadOptions(block_size=1 << 26))
+            try:
+                # JSONL rows can be large dialogues: a generous block size avoids straddling errors.
+                table = pj.read_json(path, read_options=pj.ReadOptions(block_size=1 << 26))
+            except pa.ArrowInvalid as exc:
+                if "changed from" not in str(exc):  # a column of mixed types, e.g. true in a text column
+                    raise
+                table = _read_jsonl_mixed(path)
         elif fmt == "parquet":
             import pyarrow.parquet as pq
 
@@ -282,6 +296,66 @@ def _missing(where: str, names, column: str, field_name: str) -> ArgumentError:
     head = f"{where}: missing column {column!r} for field {field_name!r}; columns present: {list(names)}"
     return ArgumentError(f"{head}. Pass columns={{{field_name!r}: ...}} to map it.",
                          f"{head}. Pass --columns {field_name}=COLUMN to map it.")
+
+
+_COERCED_KEY = b"likeable.coerced"
+
+
+def _read_jsonl_mixed(path: str):
+    """JSONL whose columns mix types, read line by line: in a column that holds strings, JSON
+    booleans, numbers (and lists or objects) become their JSON text; the counts go in the
+    table's metadata (see :func:`_coerced_counts`)."""
+    import gzip
+    import json
+
+    import pyarrow as pa
+
+    opener = gzip.open if path.lower().endswith(".gz") else open
+    rows = []
+    with opener(path, "rt", encoding="utf-8") as fh:
+        for number, line in enumerate(fh, 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise FormatError(f"could not read {path} as jsonl: line {number}: {exc}") from None
+                if not isinstance(rows[-1], dict):
+                    raise FormatError(f"could not read {path} as jsonl: line {number} is not an object")
+    names = list(dict.fromkeys(key for row in rows for key in row))
+    columns, coerced = {}, {}
+    for name in names:
+        values, count = _as_text_where_mixed([row.get(name) for row in rows])
+        columns[name] = pa.array(values)
+        if count:
+            coerced[name] = count
+    return pa.table(columns).replace_schema_metadata({_COERCED_KEY: json.dumps(coerced).encode()})
+
+
+def _as_text_where_mixed(values: list) -> tuple[list, int]:
+    """Values of one column with non-strings as JSON text when the column (or, for a column of
+    lists, its items) holds strings; and how many were changed."""
+    import json
+
+    def fix(items: list) -> tuple[list, int]:
+        if not any(isinstance(v, str) for v in items):
+            return items, 0
+        out = [v if v is None or isinstance(v, str) else json.dumps(v) for v in items]
+        return out, sum(v is not None and not isinstance(v, str) for v in items)
+
+    if all(v is None or isinstance(v, list) for v in values):  # e.g. "responses": a list per row
+        fixed = [fix(v) if v is not None else (None, 0) for v in values]
+        if any(isinstance(item, str) for v in values if v for item in v):
+            return [v for v, _ in fixed], sum(n for _, n in fixed)
+        return values, 0
+    return fix(values)
+
+
+def _coerced_counts(table) -> dict:
+    """Per column, the values :func:`_read_jsonl_mixed` turned into text (empty for other reads)."""
+    import json
+
+    metadata = table.schema.metadata or {}
+    return json.loads(metadata[_COERCED_KEY]) if _COERCED_KEY in metadata else {}
 
 
 def _from_columns(table, names, columns: dict, labels, where: str) -> PreferenceDataset:

@@ -1,9 +1,10 @@
 """Step 5 of the protocol: what each feature does to the choice, where it fires, what it is.
 
 For every encoder feature: its length-controlled effect on the choice (a per-feature logistic
-in the core), its share of active pairs, the pairs that activate it most (from an exact
-:class:`likeable.SparseIndex`), a description of those pairs and, given an annotator, the
-description's fidelity. On synthetic data each feature is matched to the planted attribute it
+in the core) with its p-value, Benjamini–Hochberg q-value and Bonferroni flag over all the
+features tested, its share of active pairs, the distinct pairs that activate it most (from an
+exact :class:`likeable.SparseIndex`; a pair of texts judged several times counts once), a
+description of those pairs and, given an annotator, the description's fidelity. On synthetic data each feature is matched to the planted attribute it
 tracks, and :class:`~likeable.protocol.results.Recovery` says how well the planted attributes
 were found.
 """
@@ -14,7 +15,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .describe import DistinctiveWords, fidelity
-from .metrics import column_correlation
+from .metrics import benjamini_hochberg, bonferroni, column_correlation
+from .split import distinct_pairs
 from .results import FeatureResult, Recovery, TopPair
 
 if TYPE_CHECKING:
@@ -32,7 +34,8 @@ def describe_features(ds: PreferenceDataset, split: Split, pairs: PairInputs, en
     """One :class:`FeatureResult` per feature, and the recovery of planted attributes (synthetic data).
 
     Features are described (``cfg.describer``, by default :class:`DistinctiveWords`) from their
-    ``cfg.n_top_pairs`` strongest pairs: the ``cfg.n_described`` most significant, or all.
+    ``cfg.n_top_pairs`` strongest distinct pairs: the ``cfg.n_described`` most significant, or
+    all. Every judgment is used for the effects; repeated texts only once for examples.
     """
     from ..index import SparseIndex
     from ..preferences import PreferenceModel
@@ -45,6 +48,9 @@ def describe_features(ds: PreferenceDataset, split: Split, pairs: PairInputs, en
     describer = cfg.describer or DistinctiveWords()
     n_feat = codes.shape[1]
     share = np.bincount(codes.indices, minlength=n_feat) / max(len(ds), 1)
+    q_value, strict = benjamini_hochberg(effects.p_value), bonferroni(effects.p_value)
+    distinct = distinct_pairs(ds)
+    n_judgments = np.bincount(distinct)
     order = np.argsort(np.where(np.isnan(effects.p_value), np.inf, effects.p_value), kind="stable")
     described = set(order[: cfg.n_described].tolist() if cfg.n_described else range(n_feat))
     correlation = _attribute_correlation(ds.truth, codes)
@@ -56,12 +62,12 @@ def describe_features(ds: PreferenceDataset, split: Split, pairs: PairInputs, en
         features = tqdm(features, desc="features", unit="feature")
     out = []
     for j in features:
-        rows, values = index.top_activations(int(j), cfg.n_top_pairs, 1)
+        rows, values = _top_distinct(index, int(j), cfg.n_top_pairs, distinct)
         description = score = None
         if j in described and len(rows):
             description = str(describer([ds.response_a[r] for r in rows], [ds.response_b[r] for r in rows]))
             if cfg.annotator is not None:
-                score = _fidelity(ds, codes, j, description, cfg)
+                score = _fidelity(ds, codes, j, description, distinct, cfg)
         matched = None
         if correlation is not None:
             finite = np.isfinite(correlation[j])
@@ -69,18 +75,36 @@ def describe_features(ds: PreferenceDataset, split: Split, pairs: PairInputs, en
         out.append(FeatureResult(
             feature=int(j), coefficient=float(effects.coef[j]), std_error=float(effects.std_error[j]),
             p_value=float(effects.p_value[j]), share_active=float(share[j]), n_active_train=int(effects.n_active[j]),
-            top_pairs=[TopPair(pair=int(r), activation=float(v)) for r, v in zip(rows, values)],
+            top_pairs=[TopPair(pair=int(r), activation=float(v), n_judgments=int(n_judgments[distinct[r]]))
+                       for r, v in zip(rows, values)],
             description=description, fidelity=score,
             matched_attribute=None if matched is None else names[matched],
-            attribute_correlation=None if matched is None else float(correlation[j, matched])))
+            attribute_correlation=None if matched is None else float(correlation[j, matched]),
+            q_value=float(q_value[j]), bonferroni=bool(strict[j])))
     recovery = None if correlation is None else _recovery(ds.truth, correlation, encoded.encoder)
     return out, recovery
 
 
-def _fidelity(ds: PreferenceDataset, codes: SparseCodes, j: int, description: str, cfg: EvalConfig) -> float:
-    """Agreement of the annotator's judgements of ``description`` with feature ``j`` on random pairs."""
+def _top_distinct(index, feature: int, n: int, distinct: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The ``n`` strongest rows of ``feature`` with distinct texts (the first row of each), asking
+    the index for more rows until ``n`` distinct ones are found or the feature's rows run out."""
+    fetch = 4 * n
+    while True:
+        rows, values = index.top_activations(feature, fetch, 1)
+        _, first = np.unique(distinct[rows], return_index=True)
+        keep = np.sort(first)[:n]
+        if keep.size >= n or rows.size < fetch:
+            return rows[keep], values[keep]
+        fetch *= 4
+
+
+def _fidelity(ds: PreferenceDataset, codes: SparseCodes, j: int, description: str, distinct: np.ndarray,
+              cfg: EvalConfig) -> float:
+    """Agreement of the annotator's judgements of ``description`` with feature ``j`` on random
+    distinct pairs (one row per distinct texts)."""
     rng = np.random.default_rng(cfg.seed + j)
-    rows = rng.choice(len(ds), min(cfg.n_fidelity_pairs, len(ds)), replace=False)
+    _, representatives = np.unique(distinct, return_index=True)
+    rows = rng.choice(representatives, min(cfg.n_fidelity_pairs, representatives.size), replace=False)
     column = codes.to_scipy()[:, [j]].toarray().ravel()
     judged = [cfg.annotator(description, ds.response_a[r], ds.response_b[r]) for r in rows]
     return fidelity(column[rows], judged)

@@ -97,15 +97,20 @@ class Report:
         r = self.result
         enc = r.encoder
         lines = [f"encoder: normalized MSE {enc.normalized_mse:.3f}, "
-                 f"dead {enc.dead_fraction:.2f}, mean active {enc.mean_active:.2f}"]
+                 f"dead {enc.dead_fraction:.2f}, mean active {enc.mean_active:.2f}"
+                 + (f" (k = {enc.k}; {enc.train_l0:.2f} on training pairs)" if enc.train_l0 is not None else "")]
+        beyond = r.fraction_beyond_length or {}
         for name, score in r.prediction.items():
             a = score.auc
             lines.append(f"  {name:>13}: AUC {_f(a.value)} [{_f(a.low)}, {_f(a.high)}]"
-                         f"  fraction of dense signal {_f(r.fraction_of_signal.get(name))}")
+                         f"  fraction of dense signal {_f(r.fraction_of_signal.get(name))}"
+                         + (f", beyond length {_est(beyond[name])}" if name in beyond else ""))
         p = r.personalization
         if p is not None:
             lines.append("personalization (mean per-user held-out AUC): "
                          + ", ".join(f"{k} {_f(v)}" for k, v in _personalization_rows(p)))
+            if p.gain is not None:
+                lines.append(_gain_sentence(p))
         if r.recovery is not None:
             lines.append(f"planted directions: mean best |corr| {_f(r.recovery.mean_best_correlation)}")
         if p is not None and p.weight_recovery is not None:
@@ -131,22 +136,29 @@ class Report:
         parts = [f"<h1>likeable report</h1><p class='src'>{esc(str(source))}</p>"]
         parts.append("<h2>Encoder health</h2>" + _table(
             ["metric", "value"], [[esc(name), _fmt(value)] for name, value in _scalar_fields(r.encoder)]))
-        rows = [[esc(name), _ci(s.auc), _ci(s.accuracy), _fmt(r.fraction_of_signal.get(name))]
+        beyond = r.fraction_beyond_length or {}
+        rows = [[esc(name), _ci(s.auc), _ci(s.accuracy), _fmt(r.fraction_of_signal.get(name)), _ci(beyond.get(name))]
                 for name, s in r.prediction.items()]
         parts.append("<h2>Prediction on held-out pairs</h2>" + _table(
-            ["model", "AUC (95% CI)", "accuracy (95% CI)", "fraction of dense signal"], rows))
+            ["model", "AUC (95% CI)", "accuracy (95% CI)", "fraction of dense signal",
+             "fraction beyond length (95% CI)"], rows))
         figs = self.figures()
         parts.append("<h2>Features</h2>")
         if "feature_effects" in figs:
             parts.append(_img(figs["feature_effects"], "feature effects"))
         feat_rows = [[str(f.feature), esc(f.description or ""), _fmt(f.coefficient), _fmt(f.p_value),
-                      _fmt(f.share_active), esc(f.matched_attribute or "")] for f in r.features]
+                      _fmt(f.q_value), _fmt(f.share_active), esc(f.matched_attribute or "")] for f in r.features]
         parts.append(_table(["feature", "description", "coefficient (length-controlled)", "p-value",
-                             "share active", "planted attribute"], feat_rows))
+                             "q-value (BH)", "share active", "planted attribute"], feat_rows))
         if r.personalization is not None:
+            p = r.personalization
+            intervals = p.auc or {}
             parts.append("<h2>Personalization</h2>" + _table(
-                ["model", "mean per-user held-out AUC"],
-                [[k, _fmt(v)] for k, v in _personalization_rows(r.personalization)]))
+                ["model", "mean per-user held-out AUC", "95% CI"],
+                [[k, _fmt(v), _ci(intervals.get(k.removesuffix("_auc").replace("per_user", "per_user_only")))]
+                 for k, v in _personalization_rows(p)]))
+            if p.gain is not None:
+                parts.append(f"<p>{esc(_gain_sentence(p))}</p>")
             if "few_shot" in figs:
                 parts.append(_img(figs["few_shot"], "few-shot curve"))
         if r.sessions is not None:
@@ -174,6 +186,18 @@ def _scalar_fields(record) -> list[tuple[str, Any]]:
                 and not dataclasses.is_dataclass(value):
             out.append((f.metadata.get("key", f.name), value))
     return out
+
+
+def _est(e: Estimate | None) -> str:
+    return "–" if e is None else f"{_f(e.value)} [{_f(e.low)}, {_f(e.high)}]"
+
+
+def _gain_sentence(p: Personalization) -> str:
+    """The per-user gain in plain words, with its interval and what was resampled."""
+    head = ("per-user gain over the population" if p.gain_significant
+            else "no significant per-user gain over the population")
+    varying = "" if p.n_varying is None else f"; {p.n_varying} feature(s) vary by person (q < 0.05)"
+    return f"{head}: {_est(p.gain)} AUC (95% CI, resampling {p.resampled}){varying}"
 
 
 def _personalization_rows(p: Personalization) -> list[tuple[str, float]]:
@@ -260,7 +284,10 @@ def _plot_few_shot(p: Personalization) -> bytes | None:
     fig = _figure()
     ax = fig.add_subplot()
     for name, values in p.few_shot.curves.items():
-        ax.plot(shots, np.asarray(values, np.float64), marker="o", label=name)
+        line, = ax.plot(shots, np.asarray(values, np.float64), marker="o", label=name)
+        if p.few_shot.low and name in p.few_shot.low and p.few_shot.high and name in p.few_shot.high:
+            ax.fill_between(shots, np.asarray(p.few_shot.low[name], np.float64),
+                            np.asarray(p.few_shot.high[name], np.float64), color=line.get_color(), alpha=0.15)
     if _finite(p.population_auc):
         ax.axhline(p.population_auc, color="gray", ls="--", label="population")
     ax.set_xscale("log")
