@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/parallel.h"
 #include "index/approximate.h"
 #include "index/kernels.h"
 #include "index/search_scratch.h"
@@ -159,6 +160,36 @@ void ApproxIndex::search_one(const Query& query, SearchScratch& s, const SearchP
   for (std::int32_t r : s.visited_rows) s.visited[r >> 6] = 0;
   s.visited_rows.clear();
   for (std::int64_t i = 0; i < q_nnz; ++i) q[q_idx[i]] = 0.0f;
+}
+
+void ApproxIndex::for_each_row_chunk(const RowChunkFn& fn, int threads) const {
+  constexpr std::int64_t kChunkRows = 65536;
+  const RecordLayout& records = layout_.records;
+  const bool narrow = n_cols() <= 65536;
+  std::vector<std::int64_t> indptr;
+  std::vector<std::int32_t> indices;
+  std::vector<float> values;
+  for (std::int64_t first = 0; first < n_rows(); first += kChunkRows) {
+    const std::int64_t count = std::min(kChunkRows, n_rows() - first), base = common_.fwd_indptr[first];
+    indptr.resize(static_cast<std::size_t>(count + 1));
+    for (std::int64_t r = 0; r <= count; ++r) indptr[r] = common_.fwd_indptr[first + r] - base;
+    indices.resize(static_cast<std::size_t>(indptr[count]));
+    values.resize(indices.size());
+    parallel_for(count, 1024, threads, [&](std::int64_t begin, std::int64_t end, int) {
+      for (std::int64_t r = begin; r < end; ++r) {
+        const std::uint16_t* rec = records.units.data() + records.row_unit[first + r];
+        const std::int64_t len = indptr[r + 1] - indptr[r];
+        const std::uint16_t* ids = rec + kRecordHeader;
+        const std::uint16_t* halves = ids + (narrow ? len : 2 * len);
+        const float scale = read_f32(rec + 2);  // a power of two: x = half * scale exactly
+        for (std::int64_t p = 0; p < len; ++p) {
+          indices[indptr[r] + p] = narrow ? ids[p] : static_cast<std::int32_t>(read_u32(ids + 2 * p));
+          values[indptr[r] + p] = simd::half_to_float(halves[p]) * scale;
+        }
+      }
+    });
+    fn(CsrView{indptr.data(), indices.data(), values.data(), count, n_cols()}, first);
+  }
 }
 
 void ApproxIndex::collect_feature(std::int32_t feature, std::int64_t n, int sign,
