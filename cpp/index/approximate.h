@@ -49,8 +49,11 @@ class ApproxIndex final : public SparseIndex {
   float record_dot(const std::uint16_t* rec, std::int64_t len, const float* q_dense, bool use_avx2) const;
   // The value of `feature` in a record (0 when absent).
   float record_value(const std::uint16_t* rec, std::int64_t len, std::int32_t feature) const;
-  // Upper bound of q . x over the rows of block `blk`.
+  // Upper bound of q . x over the rows of block `blk` (summaries by block).
   float block_bound(std::int64_t blk, const float* q, bool use_avx2) const;
+  // Appends (bound, block) to s.block_order for the blocks of `list` bounded at >= bar
+  // (summaries by feature).
+  void list_bounds_by_feature(std::int32_t list, SearchScratch& s, const float* q, float bar) const;
 
   ApproxLayout layout_;
 };

@@ -1,6 +1,7 @@
 // Search and top activations of the approximate index.
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "core/parallel.h"
 #include "index/approximate.h"
@@ -81,6 +82,47 @@ inline float ApproxIndex::block_bound(std::int64_t blk, const float* q, bool use
   return pos * L.block_hi_scale[blk];
 }
 
+void ApproxIndex::list_bounds_by_feature(std::int32_t list, SearchScratch& s, const float* q, float bar) const {
+  const BlockLayout& L = layout_.blocks;
+  const FeatureSummaries& fs = L.by_feature;
+  const std::int64_t b0 = L.list_block_ptr[list], b1 = L.list_block_ptr[list + 1], n_cols = this->n_cols();
+  const std::uint8_t* block_of = fs.entry_block.data();
+  const std::uint8_t* hi = L.sum_hi.data();
+  const std::uint8_t* lo = L.sum_lo.data();
+  const bool is_signed = this->is_signed();
+  s.bound_pos.resize(kChunkBlocks);
+  s.bound_neg.resize(kChunkBlocks);
+  float* pos = s.bound_pos.data();
+  float* neg = s.bound_neg.data();
+  for (std::int64_t c = fs.list_chunk_ptr[list]; c < fs.list_chunk_ptr[list + 1]; ++c) {
+    const std::int64_t first = b0 + (c - fs.list_chunk_ptr[list]) * kChunkBlocks;
+    const std::int64_t n = std::min(kChunkBlocks, b1 - first);
+    std::fill(pos, pos + n, 0.0f);
+    if (is_signed) std::fill(neg, neg + n, 0.0f);
+    // Each query feature's entries, in ascending feature order (the order the block-by-block
+    // loop sums a block's entries in).
+    for (const std::int32_t f : s.q_features) {
+      const float w = q[f];
+      if (!is_signed && !(w > 0)) continue;
+      std::int64_t e, end;
+      fs.run(c, n_cols, f, e, end);
+      if (!is_signed) {
+        for (; e < end; ++e) pos[block_of[e]] += w * hi[e];
+      } else if (w > 0) {
+        for (; e < end; ++e) pos[block_of[e]] += w * hi[e];
+      } else {
+        for (; e < end; ++e) neg[block_of[e]] -= w * lo[e];
+      }
+    }
+    for (std::int64_t i = 0; i < n; ++i) {
+      const std::int64_t blk = first + i;
+      float bound = pos[i] * L.block_hi_scale[blk];
+      if (is_signed) bound += neg[i] * L.block_lo_scale[blk];
+      if (bound >= bar) s.block_order.emplace_back(bound, blk);
+    }
+  }
+}
+
 void ApproxIndex::search_one(const Query& query, SearchScratch& s, const SearchParams& params, std::int64_t* ids,
                              float* scores) const {
   const std::int32_t* q_idx = query.idx;
@@ -94,6 +136,8 @@ void ApproxIndex::search_one(const Query& query, SearchScratch& s, const SearchP
     if (q[q_idx[i]] != 0.0f && (i == 0 || q_idx[i] != q_idx[i - 1])) s.cut.push_back(q_idx[i]);
   std::sort(s.cut.begin(), s.cut.end());
   s.cut.erase(std::unique(s.cut.begin(), s.cut.end()), s.cut.end());
+  const bool by_feature = layout_.blocks.by_feature.present();
+  if (by_feature) s.q_features.assign(s.cut.begin(), s.cut.end());
   auto by_weight = [q](std::int32_t a, std::int32_t b) {
     const float wa = std::fabs(q[a]), wb = std::fabs(q[b]);
     return wa > wb || (wa == wb && a < b);
@@ -113,10 +157,22 @@ void ApproxIndex::search_one(const Query& query, SearchScratch& s, const SearchP
   for (std::size_t c = 0; c < n_cut; ++c) {
     const std::int32_t j = s.cut[c];
     const std::int64_t b0 = blocks.list_block_ptr[j], b1 = blocks.list_block_ptr[j + 1];
+    // Blocks that can still beat the k-th score, in descending bound (ties: lower block). The
+    // k-th score only rises, so a block below the bar now would stop the loop below anyway.
+    float bar = -std::numeric_limits<float>::infinity();
+    if (top.full()) bar = top.worst_key() >= 0 ? top.worst_key() * hf : top.worst_key() / hf;
     s.block_order.clear();
-    for (std::int64_t blk = b0; blk < b1; ++blk) s.block_order.emplace_back(block_bound(blk, q, use_avx2), blk);
-    std::sort(s.block_order.begin(), s.block_order.end(),
-              [](const auto& a, const auto& b) { return a.first > b.first; });
+    if (by_feature) {
+      list_bounds_by_feature(j, s, q, bar);
+    } else {
+      for (std::int64_t blk = b0; blk < b1; ++blk) {
+        const float bound = block_bound(blk, q, use_avx2);
+        if (bound >= bar) s.block_order.emplace_back(bound, blk);
+      }
+    }
+    std::sort(s.block_order.begin(), s.block_order.end(), [](const auto& a, const auto& b) {
+      return a.first > b.first || (a.first == b.first && a.second < b.second);
+    });
     for (std::size_t o = 0; o < s.block_order.size(); ++o) {
       const std::int64_t blk = s.block_order[o].second;
       const float bound = s.block_order[o].first;

@@ -33,6 +33,9 @@ struct IndexParams {
   std::int64_t doc_cut = 0;         // components of a row used when clustering it into a block
   std::uint64_t seed = 0;
   int threads = 0;                  // <= 0: every core
+  // How block summaries are stored (feature_summaries.h): kSmaller (what likeable.SparseIndex
+  // builds), or forced one way, for tests of both.
+  enum class Summaries { kSmaller, kByBlock, kByFeature } summaries = Summaries::kSmaller;
 };
 
 // A query batch: either CSR rows or a dense row-major matrix (n_queries x n_cols).
