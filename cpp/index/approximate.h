@@ -51,9 +51,9 @@ class ApproxIndex final : public SparseIndex {
   float record_value(const std::uint16_t* rec, std::int64_t len, std::int32_t feature) const;
   // Upper bound of q . x over the rows of block `blk` (summaries by block).
   float block_bound(std::int64_t blk, const float* q, bool use_avx2) const;
-  // Appends (bound, block) to s.block_order for the blocks of `list` bounded at >= bar
-  // (summaries by feature).
-  void list_bounds_by_feature(std::int32_t list, SearchScratch& s, const float* q, float bar) const;
+  // Every block's bound in each of `lists` (summaries by feature), into s.list_bounds, list l's
+  // at [s.list_bound_ptr[l], s.list_bound_ptr[l + 1]).
+  void bounds_by_feature(const std::int32_t* lists, std::size_t n_lists, SearchScratch& s, const float* q) const;
 
   ApproxLayout layout_;
 };

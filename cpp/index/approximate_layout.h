@@ -37,14 +37,17 @@ struct BlockLayout {
   Array<std::int64_t> block_sum_ptr;   // by block only (else empty)
   Array<std::uint16_t> sum_features16;  // feature ids when n_cols <= 65536 (Seismic does the same)
   Array<std::int32_t> sum_features32;   // feature ids otherwise
-  Array<std::uint8_t> sum_hi;           // quantised max(0, max x_j), scale block_hi_scale[b]
-  Array<std::uint8_t> sum_lo;           // quantised -min(0, min x_j) (signed indexes only)
+  Array<std::uint8_t> sum_hi;           // quantised max(0, max x_j), scale block_hi_scale[b] (by block)
+  Array<std::uint8_t> sum_lo;           // quantised -min(0, min x_j) (signed indexes only; by block)
   Array<float> block_hi_scale;
   Array<float> block_lo_scale;          // signed indexes only
   FeatureSummaries by_feature;          // by feature only (else empty)
 
   std::int64_t n_postings() const { return block_row_ptr[n_blocks]; }
-  std::int64_t n_summary_entries() const { return static_cast<std::int64_t>(sum_hi.size()); }
+  std::int64_t n_summary_entries() const {
+    return by_feature.present() ? by_feature.chunk_entry_ptr[by_feature.n_chunks()]
+                                : static_cast<std::int64_t>(sum_hi.size());
+  }
 };
 
 constexpr std::int64_t kRecordHeader = 4;  // u16 units: row id (u32), scale (f32)

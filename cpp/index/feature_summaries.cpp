@@ -56,7 +56,8 @@ void store_summaries_by_feature(BlockLayout& b, std::int64_t n_cols, bool is_sig
   const std::int64_t n_chunks = static_cast<std::int64_t>(chunk_first.size()), n_entries = chunk_entry_ptr.back();
   const std::int64_t samples = FeatureSummaries::samples_per_chunk(n_cols);
   std::vector<std::uint64_t> bits(static_cast<std::size_t>(chunk_word_ptr.back()), ~std::uint64_t{0});
-  std::vector<std::uint8_t> entry_block(n_entries), hi(n_entries), lo(is_signed ? n_entries : 0);
+  const std::int64_t width = FeatureSummaries::entry_width(is_signed);
+  std::vector<std::uint8_t> entries(static_cast<std::size_t>(n_entries * width));
   std::vector<std::uint32_t> zero_samples(static_cast<std::size_t>(n_chunks * samples), 0);
   const bool narrow = n_cols <= 65536;
   parallel_for(n_chunks, 16, threads, [&](std::int64_t begin, std::int64_t end, int) {
@@ -81,9 +82,10 @@ void store_summaries_by_feature(BlockLayout& b, std::int64_t n_cols, bool is_sig
       for (std::int64_t blk = first; blk < first + chunk_blocks[c]; ++blk) {
         for (std::int64_t e = b.block_sum_ptr[blk]; e < b.block_sum_ptr[blk + 1]; ++e) {
           const std::int64_t pos = chunk_entry_ptr[c] + count[feature(e)]++;
-          entry_block[pos] = static_cast<std::uint8_t>(blk - first);
-          hi[pos] = b.sum_hi[e];
-          if (is_signed) lo[pos] = b.sum_lo[e];
+          std::uint8_t* entry = entries.data() + pos * width;
+          entry[0] = static_cast<std::uint8_t>(blk - first);
+          entry[1] = b.sum_hi[e];
+          if (is_signed) entry[2] = b.sum_lo[e];
         }
       }
     }
@@ -93,16 +95,18 @@ void store_summaries_by_feature(BlockLayout& b, std::int64_t n_cols, bool is_sig
   s.chunk_entry_ptr = Array<std::int64_t>(std::move(chunk_entry_ptr));
   s.chunk_word_ptr = Array<std::int64_t>(std::move(chunk_word_ptr));
   s.bits = Array<std::uint64_t>(std::move(bits));
-  s.entry_block = Array<std::uint8_t>(std::move(entry_block));
+  s.entries = Array<std::uint8_t>(std::move(entries));
   s.zero_samples = Array<std::uint32_t>(std::move(zero_samples));
-  b.sum_hi = Array<std::uint8_t>(std::move(hi));
-  b.sum_lo = Array<std::uint8_t>(std::move(lo));
+  b.sum_hi = Array<std::uint8_t>();
+  b.sum_lo = Array<std::uint8_t>();
   b.block_sum_ptr = Array<std::int64_t>();
   b.sum_features16 = Array<std::uint16_t>();
   b.sum_features32 = Array<std::int32_t>();
 }
 
-bool index_feature_summaries(FeatureSummaries& s, const Array<std::int64_t>& list_block_ptr, std::int64_t n_cols) {
+bool index_feature_summaries(FeatureSummaries& s, const Array<std::int64_t>& list_block_ptr, std::int64_t n_cols,
+                             bool is_signed) {
+  const std::int64_t width = FeatureSummaries::entry_width(is_signed);
   const std::int64_t n_chunks = s.n_chunks(), samples = FeatureSummaries::samples_per_chunk(n_cols);
   std::vector<std::uint32_t> zero_samples(static_cast<std::size_t>(n_chunks * samples), 0);
   for (std::int64_t j = 0; j < n_cols; ++j) {
@@ -114,7 +118,7 @@ bool index_feature_summaries(FeatureSummaries& s, const Array<std::int64_t>& lis
       if (w1 - w0 != words_of(e1 - e0, n_cols)) return false;
       const std::int64_t chunk_blocks = std::min(kChunkBlocks, n_blk - (c - s.list_chunk_ptr[j]) * kChunkBlocks);
       for (std::int64_t e = e0; e < e1; ++e)
-        if (s.entry_block[e] >= chunk_blocks) return false;
+        if (s.entries[e * width] >= chunk_blocks) return false;
       // Exactly n_cols zeros among the first (entries + n_cols) bits; note every 32nd.
       const std::int64_t length = e1 - e0 + n_cols;
       std::int64_t zeros = 0;

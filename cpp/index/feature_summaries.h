@@ -14,7 +14,8 @@
 // (so a block is a u8 within its chunk); list j's chunks are [list_chunk_ptr[j],
 // list_chunk_ptr[j+1]), chunk i of the list covers blocks list_block_ptr[j] + i * kChunkBlocks
 // onward. A chunk's entries [chunk_entry_ptr[c], chunk_entry_ptr[c+1]) are sorted by feature,
-// then block; its bit vector (words [chunk_word_ptr[c], chunk_word_ptr[c+1]) of `bits`) holds, for
+// then block, each stored as (block within the chunk, hi[, lo]) u8s side by side (one cache
+// line holds a run's blocks and values); its bit vector (words [chunk_word_ptr[c], chunk_word_ptr[c+1]) of `bits`) holds, for
 // each feature f in order, one 1 per entry of f and then a 0 (E_c + n_cols bits, the rest of the
 // last word 1s). So f's entries are [zero(f-1) + 1 - f, zero(f) - f), zero(i) being the position
 // of the i-th 0; zero_samples (computed when built or loaded, not stored) holds every 32nd zero's
@@ -37,14 +38,15 @@ struct FeatureSummaries {
   Array<std::int64_t> chunk_entry_ptr;  // n_chunks + 1
   Array<std::int64_t> chunk_word_ptr;   // n_chunks + 1
   Array<std::uint64_t> bits;
-  Array<std::uint8_t> entry_block;      // block within the chunk
+  Array<std::uint8_t> entries;          // entry_width(signed) u8s per entry: block, hi[, lo]
   Array<std::uint32_t> zero_samples;    // samples_per_chunk(n_cols) per chunk
 
   bool present() const { return !list_chunk_ptr.empty(); }
   std::int64_t n_chunks() const { return static_cast<std::int64_t>(chunk_entry_ptr.size()) - 1; }
   static std::int64_t samples_per_chunk(std::int64_t n_cols) { return n_cols / kZeroSample + 1; }
+  static std::int64_t entry_width(bool is_signed) { return is_signed ? 3 : 2; }
 
-  // Entries [begin, end) of feature f in chunk c (indices into entry_block and the values).
+  // Entries [begin, end) of feature f in chunk c.
   void run(std::int64_t c, std::int64_t n_cols, std::int32_t f, std::int64_t& begin, std::int64_t& end) const {
     const std::uint64_t* words = bits.data() + chunk_word_ptr[c];
     const std::int64_t after = f == 0 ? 0 : zero(words, c, n_cols, f - 1) + 1;  // where f's run starts
@@ -79,12 +81,13 @@ struct FeatureSummaries {
 std::int64_t summary_bytes_by_block(const BlockLayout& blocks, std::int64_t n_cols, bool is_signed);
 std::int64_t summary_bytes_by_feature(const BlockLayout& blocks, std::int64_t n_cols, bool is_signed);
 
-// Re-stores block-by-block summaries by feature (the values arrays are replaced by feature
-// order; block_sum_ptr and the feature ids are dropped).
+// Re-stores block-by-block summaries by feature (block_sum_ptr, the feature ids and the
+// values arrays are dropped).
 void store_summaries_by_feature(BlockLayout& blocks, std::int64_t n_cols, bool is_signed, int threads);
 
 // Computes zero_samples from the bits, checking that every chunk holds exactly n_cols zeros and
 // one 1 per entry, and that every entry's block lies in its chunk; false if not.
-bool index_feature_summaries(FeatureSummaries& s, const Array<std::int64_t>& list_block_ptr, std::int64_t n_cols);
+bool index_feature_summaries(FeatureSummaries& s, const Array<std::int64_t>& list_block_ptr, std::int64_t n_cols,
+                             bool is_signed);
 
 }  // namespace likeable

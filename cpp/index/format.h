@@ -2,8 +2,8 @@
 // for the current version, shared with legacy_format.cpp, which migrates older versions.
 //
 // Versions: 5: block summaries may be stored by feature (feature_summaries.h: sections
-// sum_list_chunk_ptr, sum_chunk_entry_ptr, sum_chunk_word_ptr, sum_bits, sum_entry_block, with
-// sum_hi/sum_lo in that order) instead of by block (block_sum_ptr, sum_features); whichever
+// sum_list_chunk_ptr, sum_chunk_entry_ptr, sum_chunk_word_ptr, sum_bits, sum_entries) instead of
+// by block (block_sum_ptr, sum_features, sum_hi, sum_lo); whichever
 // the file holds is used as it is. 4: the records are stored in search order (record_order), row r's at row_unit[r].
 // 3: approximate indexes store one record per row (fwd_rows, in row order) and postings as
 // record locations (post_loc). 2: compact forward index in separate arrays (fwd_indices as u16
