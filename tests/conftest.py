@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import zlib
 from pathlib import Path
 
@@ -7,7 +8,8 @@ import numpy as np
 import pytest
 
 # ../shared beside the checkout holds real data and the ONNX model; a user's clone has none.
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+# LIKEABLE_SHARED points elsewhere (a git worktree whose parent folder has no shared/).
+SHARED = Path(os.environ.get("LIKEABLE_SHARED") or Path(__file__).resolve().parents[1].parent / "shared")
 
 
 def shared_path(*parts: str) -> Path:
