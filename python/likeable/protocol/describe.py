@@ -29,12 +29,11 @@ from typing import Sequence
 import numpy as np
 
 from .chat import ChatClient
-from .properties import Association
+from .properties import Association, tokenize
 
 __all__ = ["Phrase", "Description", "FeatureExamples", "TextCorpus", "ContrastivePhrases", "DistinctiveWords",
            "OfflineDescriber", "ChatDescriber", "CallableDescriber", "fidelity", "log_odds_z", "STOP_WORDS"]
 
-_TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 # Function words only: negations and modals that carry meaning (can't, cannot, won't, might)
 # stay, so refusals and hedges can surface as phrases.
 STOP_WORDS = frozenset("""
@@ -48,11 +47,6 @@ under until up very was wasn't we we'd we'll we're we've were weren't what what'
 which while who who's whom why why's will with would you you'd you'll you're you've your yours yourself
 yourselves also s t re ve ll d m
 """.split())
-
-
-def tokenize(text: str) -> list[str]:
-    """Lower-case word tokens (apostrophes kept inside words; curly ones made straight)."""
-    return _TOKEN.findall(str(text).lower().replace("\u2019", "'"))
 
 
 def _grams(text: str, max_n: int) -> set[str]:

@@ -25,7 +25,8 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["TextProperty", "PropertyBank", "Association", "Associations", "associations", "LEXICONS"]
+__all__ = ["TextProperty", "PropertyBank", "Association", "Associations", "associations", "fisher_interval",
+           "tokenize", "LEXICONS"]
 
 _RATE_FLOOR_WORDS = 20
 
@@ -77,10 +78,45 @@ _NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*%?")
 _LINK = re.compile(r"https?://\S+|www\.\S+\.\S+")
 
 
-def _phrase_pattern(phrases: Sequence[str]) -> re.Pattern:
-    # Longest first so "i'm unable" wins over "unable"; word boundaries that respect apostrophes.
-    body = "|".join(re.escape(p) for p in sorted(set(phrases), key=len, reverse=True))
-    return re.compile(rf"(?<![\w']){'(?:' + body + ')'}(?![\w'])")
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-case word tokens (apostrophes kept inside words; curly ones made straight)."""
+    return _WORD.findall(str(text).lower().replace("\u2019", "'"))
+
+
+class _Lexicons:
+    """Counts every lexicon's phrases in one pass over a text's tokens.
+
+    Per lexicon, matches do not overlap and the longest phrase starting at a word wins
+    ("i'm unable" counts once, not also as "unable"), as a regular-expression scan would;
+    one pass over the tokens instead of a scan per lexicon.
+    """
+
+    def __init__(self, lexicons: dict[str, Sequence[str]]) -> None:
+        self.names = list(lexicons)
+        self._by_first: dict[str, list[tuple[tuple[str, ...], int]]] = {}
+        for k, name in enumerate(self.names):
+            for phrase in lexicons[name]:
+                words = tuple(tokenize(phrase))
+                self._by_first.setdefault(words[0], []).append((words, k))
+        for candidates in self._by_first.values():
+            candidates.sort(key=lambda c: -len(c[0]))
+
+    def count(self, tokens: list[str]) -> list[int]:
+        counts = [0] * len(self.names)
+        free = [0] * len(self.names)  # first token each lexicon may match from
+        by_first = self._by_first
+        for i, token in enumerate(tokens):
+            candidates = by_first.get(token)
+            if candidates is None:
+                continue
+            for words, k in candidates:
+                if free[k] <= i and (len(words) == 1 or tuple(tokens[i: i + len(words)]) == words):
+                    counts[k] += 1
+                    free[k] = i + len(words)
+        return counts
 
 
 @dataclass(frozen=True)
@@ -146,8 +182,8 @@ class PropertyBank:
         if unknown:
             raise ValueError(f"unknown properties {unknown}; available: {list(by_name)}")
         self.properties = tuple(by_name[n] for n in names)
-        self._patterns = {name: _phrase_pattern(words) for name, words in LEXICONS.items()}
-        self._informal = _phrase_pattern(_FORMALITY_INFORMAL)
+        self._lexicons = _Lexicons({**LEXICONS, "informal": _FORMALITY_INFORMAL})
+        self._lexicon_index = {name: k for k, name in enumerate(self._lexicons.names)}
         self._analyzer = None
         self._uses_vader = bool({"emotional tone", "sentiment"} & set(names))
 
@@ -181,6 +217,8 @@ class PropertyBank:
         raw = str(text)
         lower = raw.lower().replace("\u2019", "'")
         n_words = len(raw.split())
+        hits = self._lexicons.count(_WORD.findall(lower))
+        lex = self._lexicon_index
         per_100 = 100.0 / max(n_words, _RATE_FLOOR_WORDS)
         vader = self._vader(raw) if self._uses_vader else None
         out = []
@@ -195,11 +233,11 @@ class PropertyBank:
             elif name == "knowledge level":
                 value = self._grade(raw, n_words)
             elif name == "formality":
-                value = (len(self._patterns[name].findall(lower)) - len(self._informal.findall(lower))) * per_100
+                value = (hits[lex[name]] - hits[lex["informal"]]) * per_100
             elif name == "humour":
-                value = (len(self._patterns[name].findall(lower)) + len(_EMOTICONS.findall(lower))) * per_100
-            elif name in self._patterns:
-                value = len(self._patterns[name].findall(lower)) * per_100
+                value = (hits[lex[name]] + len(_EMOTICONS.findall(lower))) * per_100
+            elif name in LEXICONS:
+                value = hits[lex[name]] * per_100
             elif name == "questions":
                 value = float(raw.count("?"))
             elif name == "exclamations":
