@@ -101,7 +101,7 @@ _fit_results: dict = {}
 
 def fit_data():
     if "X" not in _fit_results:
-        from likeable.cli import planted_embeddings
+        from likeable.protocol.synthetic import planted_embeddings
 
         X, _ = planted_embeddings(FIT["N"], FIT["d"], FIT["planted"], FIT["active"], 0.02, seed=0)
         _fit_results["X"] = X

@@ -1,63 +1,15 @@
-"""The ``likeable`` command: ``demo`` (the whole protocol on synthetic data), ``analyze`` and ``bench``."""
+"""The ``likeable`` command: ``demo`` (the whole protocol on synthetic data), ``analyze`` and ``bench``.
+
+Argument parsing and calls only: the protocol, the report and the measurements live in
+:mod:`likeable.protocol`.
+"""
 from __future__ import annotations
 
 import argparse
 import os
 import sys
-import time
-from typing import Callable, Sequence
-
-import numpy as np
 
 __all__ = ["main"]
-
-
-def planted_embeddings(n_rows: int, n_dims: int, n_planted: int, active: int, noise: float,
-                       seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Rows that are sparse positive mixtures of ``n_planted`` random unit directions.
-
-    Returns ``(X, directions)``: X (n_rows x n_dims) float32, directions (n_planted x n_dims).
-    """
-    rng = np.random.default_rng(seed)
-    directions = rng.standard_normal((n_planted, n_dims)).astype(np.float32)
-    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
-    # `active` distinct directions per row, drawn by ranking random keys (vectorised sampling).
-    chosen = np.argpartition(rng.random((n_rows, n_planted)), active - 1, axis=1)[:, :active]
-    weights = rng.uniform(0.5, 2.0, (n_rows, active)).astype(np.float32)
-    X = np.einsum("ra,rad->rd", weights, directions[chosen])
-    X += noise * rng.standard_normal((n_rows, n_dims)).astype(np.float32)
-    return np.ascontiguousarray(X, dtype=np.float32), directions
-
-
-def _encoder_demo(*, n_rows: int = 20000, n_dims: int = 64, n_planted: int = 128,
-                  n_features: int = 256, k: int = 4, epochs: int = 40, lr: float = 1e-2,
-                  seed: int = 0, threads: int | None = None, progress: bool = True,
-                  out: Callable[[str], None] = print) -> dict:
-    """Train the encoder on planted sparse directions; report recovery and encode throughput."""
-    from .encoder import SparseEncoder
-
-    X, directions = planted_embeddings(n_rows, n_dims, n_planted, min(k, n_planted), 0.02, seed)
-    out(f"synthetic embeddings: {n_rows} rows x {n_dims} dims, {n_planted} planted directions, "
-        f"{min(k, n_planted)} active per row")
-    enc = SparseEncoder(n_features=n_features, k=k, seed=seed, threads=threads)
-    start = time.perf_counter()
-    enc.fit(X, epochs=epochs, lr=lr, patience=3, progress=progress)
-    fit_s = time.perf_counter() - start
-    cosine = np.abs(enc.W_dec @ directions.T).max(axis=0)  # best decoder row per planted direction
-    recovered = int((cosine > 0.9).sum())
-    stats = enc.stats(X)
-    start = time.perf_counter()
-    enc.encode(X)
-    encode_s = time.perf_counter() - start
-    rows_per_s = n_rows / max(encode_s, 1e-9)
-    out(f"trained {enc!r} in {fit_s:.2f} s ({len(enc.history_)} epochs)")
-    out(f"recovered {recovered} of {n_planted} planted directions (cosine > 0.9)")
-    out(f"normalized MSE {stats.normalized_mse:.4f}, dead features {stats.dead_fraction:.1%}, "
-        f"mean active {stats.mean_active:.2f}")
-    out(f"encode throughput: {rows_per_s:,.0f} rows/s ({encode_s * 1e3:.1f} ms for {n_rows} rows, "
-        f"{enc._threads(threads)} threads)")
-    return {"recovered": recovered, "n_planted": n_planted, "normalized_mse": stats.normalized_mse,
-            "fit_seconds": fit_s, "encode_rows_per_second": rows_per_s}
 
 
 def _positive_int(text: str) -> int:
@@ -67,50 +19,20 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _write_report(report, out_dir: str) -> tuple[str, str]:
+def _matryoshka(n_features: int) -> tuple | None:
+    return (8, n_features) if n_features > 8 else None
+
+
+def _write_report(report, out_dir: str) -> int:
+    """report.json and report.html into ``out_dir``; prints the summary."""
     os.makedirs(out_dir, exist_ok=True)
     json_path = os.path.join(out_dir, "report.json")
     html_path = os.path.join(out_dir, "report.html")
     report.to_json(json_path)
     report.to_html(html_path)
-    return json_path, html_path
-
-
-def _summary(report) -> str:
-    r = report.results
-    lines = [f"encoder: normalized MSE {r['encoder']['normalized_mse']:.3f}, "
-             f"dead {r['encoder']['dead_fraction']:.2f}, mean active {r['encoder']['mean_active']:.2f}"]
-    for name, p in r["prediction"].items():
-        a = p["auc"]
-        fos = r["fraction_of_signal"].get(name)
-        lines.append(f"  {name:>13}: AUC {_f(a['value'])} [{_f(a['low'])}, {_f(a['high'])}]"
-                     f"  fraction of dense signal {_f(fos)}")
-    if "personalization" in r:
-        p = r["personalization"]
-        lines.append("personalization (mean per-user held-out AUC): "
-                     + ", ".join(f"{k} {_f(p[k])}" for k in ("population_auc", "per_user_auc", "shrunk_auc",
-                                                             "drift_auc")))
-    if "recovery" in r:
-        lines.append(f"planted directions: mean best |corr| {_f(r['recovery']['mean_best_correlation'])}")
-    if "personalization" in r and "weight_recovery" in r["personalization"]:
-        lines.append(f"planted user weights: mean correlation "
-                     f"{_f(r['personalization']['weight_recovery']['mean_user_correlation'])}")
-    if "sessions" in r:
-        lik = r["sessions"]["likability"]
-        lines.append("likability by session (share of oracle): "
-                     + "; ".join(f"{k} " + " ".join(_f(v) for v in vals) for k, vals in lik.items() if k != "oracle"))
-    if "recovery" in r and "directions_recovered" in r["recovery"]:
-        rec = r["recovery"]
-        lines.append(f"recovered {rec['directions_recovered']} of {rec['n_planted']} planted directions "
-                     f"(cosine > 0.9)")
-    if "encode_rows_per_s" in r["encoder"]:
-        lines.append(f"encode throughput: {r['encoder']['encode_rows_per_s']:,.0f} rows/s")
-    lines.append(f"wall time {r['timings_s']['total']:.1f} s ({r['seconds_per_10k_pairs']:.1f} s per 10k pairs)")
-    return "\n".join(lines)
-
-
-def _f(v) -> str:
-    return "–" if v is None else f"{v:.3f}"
+    print(report.summary())
+    print(f"wrote {json_path} and {html_path}")
+    return 0
 
 
 def _cmd_demo(args) -> int:
@@ -120,21 +42,17 @@ def _cmd_demo(args) -> int:
     if args.k > args.features:
         raise ValueError(f"--k {args.k} exceeds --features {args.features}")
     if args.encoder_only:
-        _encoder_demo(n_rows=args.rows, n_dims=args.dims, n_planted=args.planted, n_features=args.features,
-                      k=args.k, epochs=args.epochs, seed=args.seed, threads=args.threads,
-                      progress=not args.quiet)
+        from .protocol.bench import encoder_demo
+
+        encoder_demo(n_rows=args.rows, n_dims=args.dims, n_planted=args.planted, n_features=args.features,
+                     k=args.k, epochs=args.epochs, seed=args.seed, threads=args.threads, progress=not args.quiet)
         return 0
     ds = datasets.synthetic(n_pairs=args.rows, n_users=args.users, n_features=args.planted, seed=args.seed,
                             dim=max(args.dims, args.planted))
-    matryoshka = (8, args.features) if args.features > 8 else None
     config = EvalConfig(seed=args.seed, progress=not args.quiet, threads=args.threads, epochs=args.epochs,
-                        n_features=args.features, k=args.k, matryoshka=matryoshka,
+                        n_features=args.features, k=args.k, matryoshka=_matryoshka(args.features),
                         sessions=args.planted >= len(datasets.SESSION_DIMENSIONS))
-    report = evaluate(ds, config=config)
-    json_path, html_path = _write_report(report, args.out)
-    print(_summary(report))
-    print(f"wrote {json_path} and {html_path}")
-    return 0
+    return _write_report(evaluate(ds, config=config), args.out)
 
 
 def _parse_columns(text: str | None) -> dict | None:
@@ -163,109 +81,14 @@ def _cmd_analyze(args) -> int:
         describer = ChatDescriber(model=args.llm_model, base_url=args.llm_base_url,
                                   cache_dir=os.path.join(args.cache, "llm") if args.cache else None)
     config = EvalConfig(seed=args.seed, progress=not args.quiet, threads=args.threads, describer=describer,
-                        n_features=args.features, k=args.k, epochs=args.epochs,
-                        matryoshka=None if args.features <= 8 else (8, args.features))
-    report = evaluate(ds, embedder=embedder, config=config)
-    json_path, html_path = _write_report(report, args.out)
-    print(_summary(report))
-    print(f"wrote {json_path} and {html_path}")
-    return 0
-
-
-def kernel_table(n_rows: int = 20000, dim: int = 384, n_features: int = 4096, k: int = 32,
-                 n_queries: int = 1000, n_users: int = 1000, threads: int | None = None,
-                 gpu: bool = False, seed: int = 0) -> list[dict]:
-    """Throughput of the core kernels on this machine (random weights and data of the given sizes).
-
-    encode: rows/s and GFLOP/s of the encoder GEMM (2·n·d·M flops); search: queries/s and GB/s
-    of postings read by exact search (8 bytes per posting of each query feature); score:
-    user-item scores/s and GB/s of user weights streamed (4 bytes per weight per item nnz).
-    """
-    from .encoder import SparseEncoder
-    from .index import SparseIndex
-    from .preferences import PreferenceModel, UserPreferences
-
-    rng = np.random.default_rng(seed)
-    W_dec = rng.standard_normal((n_features, dim)).astype(np.float32)
-    W_dec /= np.linalg.norm(W_dec, axis=1, keepdims=True)
-    enc = SparseEncoder.from_weights(np.ascontiguousarray(W_dec.T), np.zeros(n_features, np.float32), W_dec,
-                                     np.zeros(dim, np.float32), k=k, signed=True, threads=threads)
-    X = rng.standard_normal((n_rows, dim)).astype(np.float32)
-    rows = []
-
-    def best_of(fn, repeat=3):
-        times = []
-        for _ in range(repeat):
-            start = time.perf_counter()
-            out = fn()
-            times.append(time.perf_counter() - start)
-        return min(times), out
-
-    t, codes = best_of(lambda: enc.encode(X))
-    rows.append({"kernel": f"encode (d={dim}, M={n_features}, k={k})", "rows_per_s": n_rows / t,
-                 "throughput": f"{2.0 * n_rows * dim * n_features / t / 1e9:.1f} GFLOP/s"})
-    index = SparseIndex(codes, approximate=False, threads=threads)
-    queries = codes[np.arange(min(n_queries, n_rows))]
-    t, _ = best_of(lambda: index.search(queries, k=10))
-    posting_len = np.bincount(codes.indices, minlength=n_features)
-    touched = float(posting_len[queries.indices].sum()) * 8.0
-    rows.append({"kernel": f"search exact (n={n_rows}, k=10)", "rows_per_s": len(queries) / t,
-                 "throughput": f"{touched / t / 1e9:.2f} GB/s"})
-    labels = (rng.random(n_rows) < 0.5).astype(np.float32)
-    user_ids = rng.integers(0, n_users, n_rows).astype(str)
-    prefs = UserPreferences(population=PreferenceModel(l2=1.0), shrinkage=3.0, threads=threads).fit(
-        codes, labels, user_ids)
-    users = list(np.unique(user_ids))
-    t, _ = best_of(lambda: prefs.score(users, codes))
-    rows.append({"kernel": f"score ({len(users)} users x {n_rows} items)", "rows_per_s": len(users) * n_rows / t,
-                 "throughput": f"{len(users) * codes.nnz * 4.0 / t / 1e9:.2f} GB/s"})
-    if gpu:
-        rows.extend(_gpu_rows(enc, X, codes, prefs, users, queries, best_of))
-    return rows
-
-
-def _gpu_rows(enc, X, codes, prefs, users, queries, best_of) -> list[dict]:
-    """The same kernels on the GPU (inputs already on the device; each timing synchronises)."""
-    from . import gpu
-    from .index import SparseIndex
-
-    if not gpu.available():
-        return [{"kernel": "gpu", "rows_per_s": float("nan"), "throughput": f"skipped: {gpu.unavailable_reason()}"}]
-    import cupy as cp
-
-    def synced(fn):
-        def run():
-            out = fn()
-            cp.cuda.get_current_stream().synchronize()
-            return out
-        return run
-
-    X_dev, codes_dev = cp.asarray(X), gpu.DeviceSparseCodes.from_host(codes)
-    n, dim = X.shape
-    synced(lambda: enc.encode(X_dev))()  # warm-up: weights to the device, kernels loaded
-    t, _ = best_of(synced(lambda: enc.encode(X_dev)))
-    name = gpu.device_info()["name"]
-    out = [{"kernel": f"gpu encode ({name})", "rows_per_s": n / t,
-            "throughput": f"{2.0 * n * dim * enc.n_features / t / 1e12:.2f} TFLOP/s"}]
-    index = SparseIndex(codes, approximate=False)
-    q_dev = cp.asarray(queries.to_dense())
-    synced(lambda: index.search(q_dev, k=10))()
-    t, _ = best_of(synced(lambda: index.search(q_dev, k=10)))
-    out.append({"kernel": "gpu search exact", "rows_per_s": q_dev.shape[0] / t,
-                "throughput": f"{q_dev.shape[0] * codes.nnz * 4.0 / t / 1e9:.1f} GB/s"})
-    synced(lambda: prefs.score(users, codes_dev))()
-    t, _ = best_of(synced(lambda: prefs.score(users, codes_dev)))
-    out.append({"kernel": "gpu score", "rows_per_s": len(users) * n / t,
-                "throughput": f"{len(users) * codes.nnz * 4.0 / t / 1e9:.1f} GB/s"})
-    return out
+                        n_features=args.features, k=args.k, epochs=args.epochs, matryoshka=_matryoshka(args.features))
+    return _write_report(evaluate(ds, embedder=embedder, config=config), args.out)
 
 
 def _cmd_bench(args) -> int:
-    rows = kernel_table(n_rows=args.rows, gpu=args.gpu, threads=args.threads)
-    print(f"machine: {os.cpu_count()} cores, threads={args.threads or 'all'}")
-    print(f"{'kernel':<28}{'rows/s':>14}{'throughput':>22}")
-    for row in rows:
-        print(f"{row['kernel']:<28}{row['rows_per_s']:>14,.0f}{row['throughput']:>22}")
+    from .protocol.bench import format_kernel_table, kernel_table
+
+    print(format_kernel_table(kernel_table(n_rows=args.rows, gpu=args.gpu, threads=args.threads), args.threads))
     return 0
 
 

@@ -21,7 +21,7 @@ from ._estimator import Estimator
 from ._gpu.device import dispatch
 from ._io import tensors_from_bytes, tensors_to_bytes
 from ._pairs import (NO_OFFSETS, UnknownUserError, as_controls, as_pair_codes, as_user_list, check_nonneg,
-                     on_host)
+                     on_host, rows_for)
 from ._persistence import Persistent
 from .sparse import SparseCodes
 from ._validation import (not_fitted, as_float32_matrix, as_labels, binary_labels, check_positive_int,
@@ -83,6 +83,14 @@ class DriftWeights:
 
     user_ids: list
     weights: np.ndarray  # n_users x n_features, unit rows (zero rows for users with no signal)
+
+    def decision_function(self, pair_codes: Any, user_ids: Any) -> np.ndarray:
+        """Per-pair margin ``code · p_user`` for each row's user, float32 (0 for unknown users)."""
+        codes = as_pair_codes(pair_codes, "pair_codes", self.weights.shape[1], owner="DriftWeights")
+        rows, _ = rows_for({u: i for i, u in enumerate(self.user_ids)}, user_ids, codes.shape[0])
+        no_population = np.zeros(self.weights.shape[1], np.float32)
+        return _core.predict_pairs(no_population, np.ascontiguousarray(self.weights, np.float32), rows, codes,
+                                   None, resolve_threads(None), True)
 
     def __repr__(self) -> str:
         return f"<likeable.DriftWeights(n_users={len(self.user_ids)}, n_features={self.weights.shape[1]})>"
@@ -173,6 +181,23 @@ class PreferenceModel(Estimator, Persistent):
             codes, ctl, labels, None, l2, l1, bool(self.fit_intercept), max_iter, tol)
         self._set_fitted(coef, control_coef, float(intercept), classes, int(n_iter), bool(converged))
         return self
+
+    @classmethod
+    def from_coefficients(cls, coef: Any, control_coef: Any = None, intercept: float = 0.0,
+                          **params) -> "PreferenceModel":
+        """A fitted model with the given weights, without fitting (``params`` as for the constructor).
+
+        Classes are ``[0, 1]``. E.g. ``PreferenceModel.from_coefficients(np.zeros(m))``: the
+        all-zero prior of per-user-only :class:`UserPreferences`.
+        """
+        coef = np.array(coef, dtype=np.float64).ravel()
+        control_coef = np.zeros(0) if control_coef is None else np.array(control_coef, dtype=np.float64).ravel()
+        intercept = float(intercept)
+        if not (np.isfinite(coef).all() and np.isfinite(control_coef).all() and np.isfinite(intercept)):
+            raise ValueError("coefficients must be finite")
+        model = cls(**params)
+        model._set_fitted(coef, control_coef, intercept, np.array([0, 1]), 0, True)
+        return model
 
     def _set_fitted(self, coef, control_coef, intercept: float, classes, n_iter: int, converged: bool) -> None:
         self.coef_ = coef

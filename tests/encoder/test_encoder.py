@@ -361,15 +361,16 @@ def test_bad_arrays_raise_clear_errors(rng):
         enc.encode(np.zeros((1, 5)), threads=0)
 
 
-def test_cli_demo_recovers_planted_directions(capsys):
-    from likeable.cli import _encoder_demo, main
+def test_cli_demo_recovers_planted_directions(capsys, tmp_path):
+    from likeable.cli import main
+    from likeable.protocol.bench import encoder_demo
 
-    result = _encoder_demo(n_rows=3000, n_dims=24, n_planted=32, n_features=64, k=3, epochs=40,
-                           progress=False)
+    result = encoder_demo(n_rows=3000, n_dims=24, n_planted=32, n_features=64, k=3, epochs=40,
+                          progress=False)
     assert result["recovered"] >= 0.8 * result["n_planted"], result
     assert result["encode_rows_per_second"] > 0
     assert main(["demo", "--rows", "500", "--dims", "8", "--planted", "8", "--features", "16", "--k", "2",
-                 "--epochs", "2", "--no-progress"]) == 0
+                 "--epochs", "2", "--no-progress", "--out", str(tmp_path / "report")]) == 0
     text = capsys.readouterr().out
     assert "planted directions (cosine > 0.9)" in text and "rows/s" in text
     assert main(["demo", "--k", "20", "--features", "16"]) == 2

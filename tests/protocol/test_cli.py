@@ -1,6 +1,5 @@
 import json
 
-import pytest
 
 from conftest import shared_path
 from likeable import cli

@@ -51,6 +51,25 @@ def test_simulation_scaffolding_orders_policies():
         simulate_sessions({"bad": FixedPolicy(lambda u, e: np.zeros(3))}, weights, rng_draw, n_sessions=1)
 
 
+def test_preference_policy_scores_each_user_only_on_its_own_candidates(rng):
+    """Per (user, candidate) pair, equal to the block diagonal of scoring every user on every candidate."""
+    from likeable.protocol.simulate import PreferencePolicy, candidate_codes
+
+    X = rng.standard_normal((400, 12)).astype(np.float32)
+    enc = lk.SparseEncoder(n_features=16, k=3, seed=0).fit(X, epochs=2, progress=False)
+    codes = enc.encode(X)
+    y = (rng.random(400) < 0.5).astype(np.float32)
+    model = lk.UserPreferences(shrinkage=1.0).fit(codes, y, rng.integers(0, 3, 400).astype(str))
+    policy = PreferencePolicy(enc, model, ["0", "1", "2", "new"])
+    users = np.array([3, 0, 2, 1, 0])  # repeated and unseen users
+    emb = rng.standard_normal((5, 7, 12)).astype(np.float32)
+    got = policy.scores(users, emb)
+    every = model.score([policy.user_ids[u] for u in users], candidate_codes(enc, emb)).reshape(5, 5, 7)
+    np.testing.assert_allclose(got, every[np.arange(5), np.arange(5)], rtol=1e-5, atol=1e-6)
+    policy.update(users[:2], emb[:2, 0], emb[:2, 1], np.array([1.0, 0.0], np.float32))
+    assert "new" in model.user_ids_
+
+
 # --- the protocol end to end ------------------------------------------------------------
 @pytest.fixture(scope="module")
 def small_report():
@@ -94,10 +113,10 @@ def test_recovers_planted_directions_and_users(small_report):
     # every planted attribute has a feature that tracks it
     assert r["recovery"]["mean_best_correlation"] > 0.8
     # the most significant feature is named after its planted attribute's words
-    from likeable.datasets import _ATTRIBUTE_WORDS
+    from likeable.protocol.synthetic import ATTRIBUTE_WORDS
 
     top = min((f for f in r["features"] if f["p_value"] is not None), key=lambda f: f["p_value"])
-    words = _ATTRIBUTE_WORDS[top["matched_attribute"]]
+    words = ATTRIBUTE_WORDS[top["matched_attribute"]]
     assert any(w in top["description"] for w in words)
     # descriptions agree with an annotator that reads the planted words
     fid = [f["fidelity"] for f in r["features"] if f.get("fidelity") is not None]
@@ -125,8 +144,7 @@ def test_evaluate_rejects_bad_input():
 
 
 def test_mean_user_auc_matches_per_user_loop(rng):
-    from likeable.protocol.evaluate import _mean_user_auc
-    from likeable.protocol.metrics import auc
+    from likeable.protocol.metrics import auc, mean_user_auc
 
     y = rng.integers(0, 2, 300).astype(float)
     s = rng.random(300)
@@ -134,8 +152,11 @@ def test_mean_user_auc_matches_per_user_loop(rng):
     u[:5] = "small"  # too few pairs: left out
     kept = [k for k in np.unique(u) if (u == k).sum() >= 10 and 0 < y[u == k].sum() < (u == k).sum()]
     assert "small" not in kept
-    assert _mean_user_auc(y, s, u, 10) == pytest.approx(np.mean([auc(y[u == k], s[u == k]) for k in kept]))
-    assert np.isnan(_mean_user_auc(y[:0], s[:0], u[:0], 1))
+    assert mean_user_auc(y, s, u, 10) == pytest.approx(np.mean([auc(y[u == k], s[u == k]) for k in kept]))
+    assert np.isnan(mean_user_auc(y[:0], s[:0], u[:0], 1))
+    assert np.isnan(mean_user_auc(y[:20], s[:20], u[:20], 50))  # nobody has 50 pairs
+    with pytest.raises(ValueError, match="differ in length"):
+        mean_user_auc(y, s, u[:10])
 
 
 def test_two_objective_users_gain_from_personalization(request, capsys):

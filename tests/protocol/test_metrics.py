@@ -57,3 +57,16 @@ def test_bootstrap_intervals_cover_and_shrink(rng):
 def test_fraction_of_signal():
     assert metrics.fraction_of_signal(0.7, 0.9) == pytest.approx(0.5)
     assert np.isnan(metrics.fraction_of_signal(0.7, 0.5))
+
+
+@pytest.mark.parametrize("n, p, q", [(2, 1, 1), (50, 7, 3), (301, 1, 12)])
+def test_column_correlation_matches_corrcoef(rng, n, p, q):
+    from likeable.protocol.metrics import column_correlation
+
+    a, b = rng.standard_normal((n, p)), rng.standard_normal((n, q)).astype(np.float32)
+    expected = np.corrcoef(a.T, b.T.astype(np.float64))[:p, p:]
+    np.testing.assert_allclose(column_correlation(a, b), expected, atol=1e-6)
+    a[:, 0] = 3.0  # a constant column has no correlation
+    assert np.isnan(column_correlation(a, b)[0]).all()
+    with pytest.raises(ValueError, match="same number of rows"):
+        column_correlation(a, b[:-1])

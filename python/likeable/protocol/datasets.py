@@ -1,4 +1,5 @@
-"""Preference data in: loaders for JSONL / JSONL.gz / Parquet / CSV and a synthetic default.
+"""Preference data in: loaders for JSONL / JSONL.gz / Parquet / CSV; the synthetic default
+(made in :mod:`likeable.protocol.synthetic`) is re-exported here.
 
 Every loader returns a :class:`PreferenceDataset` with the canonical fields ``prompt``,
 ``response_a``, ``response_b``, ``label`` (1 = A preferred, 0 = B preferred, 0.5 = tie), and
@@ -15,39 +16,13 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .._core import FormatError
-from .._validation import check_positive_int, fspath
+from .._validation import fspath
+from .synthetic import ATTRIBUTE_NAMES, SESSION_DIMENSIONS, synthetic, synthetic_candidates
 
-__all__ = ["PreferenceDataset", "load", "synthetic", "ATTRIBUTE_NAMES", "SESSION_DIMENSIONS"]
+__all__ = ["PreferenceDataset", "load", "synthetic", "synthetic_candidates", "ATTRIBUTE_NAMES", "SESSION_DIMENSIONS"]
 
 CANONICAL = ("prompt", "response_a", "response_b", "label", "user_id", "conversation_id")
 REQUIRED = ("prompt", "response_a", "response_b", "label")
-
-# The seven dimensions of the multi-session simulation come first so a synthetic dataset
-# with n_features >= 7 plants all of them.
-SESSION_DIMENSIONS = ("emotional tone", "formality", "knowledge level", "reference to earlier turns",
-                      "length", "humour", "callbacks")
-ATTRIBUTE_NAMES = SESSION_DIMENSIONS + (
-    "hedging", "lists", "code", "politeness", "empathy", "examples", "safety warnings",
-    "questions back", "citations", "enthusiasm", "brevity", "jargon", "storytelling",
-    "step by step", "refusal")
-# Words a synthetic response carries when it has an attribute: the offline describer can
-# then name planted features from text alone.
-_ATTRIBUTE_WORDS = {
-    "emotional tone": ("feel", "heart", "warmly"), "formality": ("furthermore", "regards", "hereby"),
-    "knowledge level": ("theorem", "mechanism", "empirical"),
-    "reference to earlier turns": ("earlier", "previously", "mentioned"),
-    "length": ("additionally", "moreover", "elaborate"), "humour": ("joke", "funny", "laugh"),
-    "callbacks": ("remember", "callback", "again"), "hedging": ("perhaps", "might", "possibly"),
-    "lists": ("first", "second", "third"), "code": ("function", "return", "variable"),
-    "politeness": ("please", "thank", "kindly"), "empathy": ("understand", "sorry", "hear"),
-    "examples": ("example", "instance", "suppose"), "safety warnings": ("careful", "danger", "warning"),
-    "questions back": ("what", "which", "clarify"), "citations": ("source", "according", "study"),
-    "enthusiasm": ("great", "awesome", "love"), "brevity": ("short", "brief", "quick"),
-    "jargon": ("synergy", "leverage", "paradigm"), "storytelling": ("once", "story", "journey"),
-    "step by step": ("step", "then", "next"), "refusal": ("cannot", "unable", "decline"),
-}
-_FILLER = ("the", "a", "answer", "response", "topic", "this", "that", "is", "and", "of", "to", "it",
-           "can", "be", "about", "here", "some", "you", "we", "there")
 
 
 @dataclass
@@ -332,109 +307,3 @@ def _from_two_objectives(data: dict, path: str) -> PreferenceDataset:
         labels.append(1.0 if label == 0 else 0.0)  # label is the index of the preferred response
     users = data.get("objective") or data.get("user_id")
     return PreferenceDataset(prompts, a, b, np.asarray(labels, np.float32), user_id=users, source=path)
-
-
-# --------------------------------------------------------------------------------------
-# Synthetic default
-# --------------------------------------------------------------------------------------
-def synthetic(n_pairs: int = 4000, n_users: int = 20, n_features: int = 12, seed: int = 0, *,
-              dim: int = 64, noise: float = 0.05, attribute_density: float = 0.15,
-              user_spread: float = 1.5, label_scale: float = 3.0) -> PreferenceDataset:
-    """Embedded preference pairs with planted interpretable directions and known users.
-
-    Each response has sparse non-negative attribute strengths over ``n_features`` named
-    attributes (the seven session dimensions first); its embedding is the attribute
-    strengths times orthonormal planted directions, plus Gaussian noise. Each simulated user
-    has weights over the attributes: a shared population taste plus a personal deviation of
-    scale ``user_spread``. Pair labels are Bernoulli(sigmoid(label_scale * w_user · (a_A − a_B))),
-    so no metric needs an embedder and every one has a ground truth.
-
-    Parameters
-    ----------
-    n_pairs, n_users, n_features : int
-    seed : int
-    dim : int
-        Embedding width (>= n_features so directions are orthonormal).
-    noise : float
-        Standard deviation of the per-coordinate embedding noise.
-    attribute_density : float
-        Chance that a response carries a given attribute.
-    user_spread : float
-        Scale of each user's deviation from the population weights.
-    label_scale : float
-        Sharpness of the simulated choices.
-
-    Returns
-    -------
-    PreferenceDataset
-        With ``embeddings_a/b`` and ``truth`` (``directions``, ``attribute_names``,
-        ``attributes_a/b``, ``user_weights``, ``user_names``, ``population_weights``,
-        ``length_a/b``, ``label_scale``).
-    """
-    n_pairs = check_positive_int(n_pairs, "n_pairs")
-    n_users = check_positive_int(n_users, "n_users")
-    n_features = check_positive_int(n_features, "n_features")
-    if n_features > len(ATTRIBUTE_NAMES):
-        raise ValueError(f"n_features must be at most {len(ATTRIBUTE_NAMES)} (named attributes), got {n_features}")
-    if dim < n_features:
-        raise ValueError(f"dim={dim} must be >= n_features={n_features}")
-    rng = np.random.default_rng(seed)
-    names = list(ATTRIBUTE_NAMES[:n_features])
-    directions = np.linalg.qr(rng.standard_normal((dim, n_features)))[0].T.astype(np.float32)
-
-    def attributes(n):
-        present = rng.random((n, n_features)) < attribute_density
-        return (present * rng.uniform(0.5, 1.5, (n, n_features))).astype(np.float32)
-
-    attrs_a, attrs_b = attributes(n_pairs), attributes(n_pairs)
-    emb_a = attrs_a @ directions + noise * rng.standard_normal((n_pairs, dim)).astype(np.float32)
-    emb_b = attrs_b @ directions + noise * rng.standard_normal((n_pairs, dim)).astype(np.float32)
-
-    population = rng.normal(0.0, 1.0, n_features)
-    user_weights = population + user_spread * rng.standard_normal((n_users, n_features))
-    user_names = np.asarray([f"user{u:03d}" for u in range(n_users)], dtype=object)
-    user_index = rng.integers(0, n_users, n_pairs)
-    margin = label_scale * np.einsum("ij,ij->i", user_weights[user_index], attrs_a - attrs_b)
-    label = (rng.random(n_pairs) < 1.0 / (1.0 + np.exp(-margin))).astype(np.float32)
-
-    # Words stand in for text: a response mentions its attributes' words, so describers
-    # and the length control work as on real data.
-    length_col = names.index("length") if "length" in names else None
-
-    def texts(attrs):
-        out, lengths = [], np.empty(len(attrs), np.float32)
-        for i, row in enumerate(attrs):
-            words = list(rng.choice(_FILLER, 6))
-            for j in np.flatnonzero(row):
-                vocab = _ATTRIBUTE_WORDS[names[j]]
-                words.extend(vocab[k % len(vocab)] for k in range(int(round(2 * row[j]))))
-            if length_col is not None:
-                words.extend(rng.choice(_FILLER, int(round(8 * row[length_col]))))
-            rng.shuffle(words)
-            out.append(" ".join(words))
-            lengths[i] = len(words)
-        return out, lengths
-
-    text_a, len_a = texts(attrs_a)
-    text_b, len_b = texts(attrs_b)
-    n_prompts = max(1, n_pairs // 2)  # about two pairs share each prompt
-    prompt_ids = rng.integers(0, n_prompts, n_pairs)
-    prompts = [f"synthetic prompt {p}" for p in prompt_ids]
-    truth = {"directions": directions, "attribute_names": names, "attributes_a": attrs_a,
-             "attributes_b": attrs_b, "user_weights": user_weights, "user_names": list(user_names),
-             "population_weights": population, "length_a": len_a, "length_b": len_b,
-             "label_scale": label_scale, "noise": noise, "attribute_density": attribute_density}
-    return PreferenceDataset(prompts, text_a, text_b, label, user_id=user_names[user_index],
-                             embeddings_a=emb_a, embeddings_b=emb_b, truth=truth,
-                             source=f"synthetic(n_pairs={n_pairs}, n_users={n_users}, "
-                                    f"n_features={n_features}, seed={seed})")
-
-
-def synthetic_candidates(truth: Mapping, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` fresh responses drawn like :func:`synthetic`'s: (attributes, embeddings)."""
-    directions = truth["directions"]
-    n_attr, dim = directions.shape
-    present = rng.random((n, n_attr)) < truth["attribute_density"]
-    attrs = (present * rng.uniform(0.5, 1.5, (n, n_attr))).astype(np.float32)
-    emb = attrs @ directions + truth["noise"] * rng.standard_normal((n, dim)).astype(np.float32)
-    return attrs, emb

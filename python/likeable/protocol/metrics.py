@@ -1,11 +1,13 @@
-"""AUC and accuracy with bootstrap confidence intervals, vectorised over resamples."""
+"""AUC and accuracy with bootstrap confidence intervals (vectorised over resamples), mean
+per-user AUC, and the correlations the protocol reads features by."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = ["Estimate", "auc", "accuracy", "bootstrap_auc", "bootstrap_accuracy", "fraction_of_signal"]
+__all__ = ["Estimate", "auc", "accuracy", "bootstrap_auc", "bootstrap_accuracy", "fraction_of_signal",
+           "mean_user_auc", "column_correlation"]
 
 
 @dataclass(frozen=True)
@@ -115,3 +117,41 @@ def fraction_of_signal(auc_value: float, auc_dense: float) -> float:
     if not np.isfinite(auc_value) or not np.isfinite(auc_dense) or auc_dense <= 0.5:
         return float("nan")
     return float((auc_value - 0.5) / (auc_dense - 0.5))
+
+
+def mean_user_auc(labels, scores, users, min_pairs: int = 1) -> float:
+    """Mean over users (with both labels and at least ``min_pairs`` pairs) of each user's AUC.
+
+    NaN when no user qualifies.
+    """
+    y, s = _check(labels, scores)
+    users = np.asarray(users)
+    if users.shape != y.shape:
+        raise ValueError(f"users ({users.shape[0]}) and labels ({y.shape[0]}) differ in length")
+    if y.size == 0:
+        return float("nan")
+    _, inverse = np.unique(users, return_inverse=True)
+    order = np.argsort(inverse.ravel(), kind="stable")
+    bounds = np.flatnonzero(np.diff(inverse.ravel()[order])) + 1
+    values = []
+    for rows in np.split(order, bounds):  # one slice per user, no per-user mask over all pairs
+        n_pos = y[rows].sum()
+        if rows.size >= min_pairs and 0 < n_pos < rows.size:
+            values.append(float(_weighted_auc(y[rows], s[rows], np.ones((1, rows.size)))[0]))
+    return float(np.mean(values)) if values else float("nan")
+
+
+def column_correlation(a, b) -> np.ndarray:
+    """Pearson correlation of every column of ``a`` with every column of ``b``: (a_cols, b_cols).
+
+    NaN where a column is constant.
+    """
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[0] != b.shape[0]:
+        raise ValueError(f"a {a.shape} and b {b.shape} must be matrices with the same number of rows")
+    a = a - a.mean(axis=0)
+    b = b - b.mean(axis=0)
+    na, nb = np.linalg.norm(a, axis=0), np.linalg.norm(b, axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (a.T @ b) / np.outer(na, nb)

@@ -2,41 +2,24 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
 import io
 import json
-import math
-from typing import Any
+from functools import cached_property
+from typing import Any, Mapping
 
 import numpy as np
 
 from .._io import atomic_write_bytes
 from .._validation import fspath
+from .metrics import Estimate
+from .results import FeatureResult, Personalization, ProtocolResult, SessionResult, from_plain, to_plain
 
 __all__ = ["Report", "REQUIRED_KEYS"]
 
+# The sections every report has (the others apply to some datasets only).
 REQUIRED_KEYS = ("encoder", "prediction", "fraction_of_signal", "features")
-PERSONALIZATION_KEYS = ("population_auc", "per_user_auc", "shrunk_auc", "drift_auc", "few_shot")
-
-
-def _plain(value: Any) -> Any:
-    """JSON-ready copy: numpy scalars/arrays to Python, NaN/Inf to None."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _plain(value.tolist())
-    if hasattr(value, "to_dict"):
-        return _plain(value.to_dict())
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        value = float(value)
-        return value if math.isfinite(value) else None
-    if isinstance(value, (np.bool_,)):
-        return bool(value)
-    return value
 
 
 class Report:
@@ -44,21 +27,31 @@ class Report:
 
     Parameters
     ----------
+    results : ProtocolResult or dict
+        The typed result of :func:`likeable.evaluate`, or the same as JSON-like dict (at least
+        ``encoder``, ``prediction``, ``fraction_of_signal`` and ``features``; where they apply,
+        ``personalization`` (``population_auc``, ``per_user_auc``, ``shrunk_auc``,
+        ``drift_auc``, ``few_shot``) and ``sessions``).
+
+    Attributes
+    ----------
+    result : ProtocolResult
+        Every finding as typed fields (see :mod:`likeable.protocol.results`).
     results : dict
-        At least ``encoder``, ``prediction``, ``fraction_of_signal`` and ``features``; where
-        they apply, ``personalization`` (``population_auc``, ``per_user_auc``, ``shrunk_auc``,
-        ``drift_auc``, ``few_shot``) and ``sessions``.
+        The same as the JSON of :meth:`to_json` (NaN as None).
     """
 
-    def __init__(self, results: dict) -> None:
-        missing = [k for k in REQUIRED_KEYS if k not in results]
-        if missing:
-            raise ValueError(f"results lack the keys {missing}")
-        if "personalization" in results:
-            lacking = [k for k in PERSONALIZATION_KEYS if k not in results["personalization"]]
-            if lacking:
-                raise ValueError(f"results['personalization'] lacks {lacking}")
-        self.results = _plain(results)
+    def __init__(self, results: ProtocolResult | Mapping) -> None:
+        if isinstance(results, ProtocolResult):
+            self.result = results
+        elif isinstance(results, Mapping):
+            self.result = from_plain(ProtocolResult, to_plain(dict(results)))
+        else:
+            raise TypeError(f"results must be a ProtocolResult or a dict, got {type(results).__name__}")
+
+    @cached_property
+    def results(self) -> dict:
+        return to_plain(self.result)
 
     def __getitem__(self, key: str) -> Any:
         return self.results[key]
@@ -91,45 +84,72 @@ class Report:
 
     def figures(self) -> dict[str, bytes]:
         """PNG bytes of each plot that applies: feature effects, few-shot curve, sessions."""
-        out = {"feature_effects": _plot_feature_effects(self.results)}
-        if "personalization" in self.results:
-            out["few_shot"] = _plot_few_shot(self.results["personalization"])
-        if "sessions" in self.results:
-            out["sessions"] = _plot_sessions(self.results["sessions"])
+        r = self.result
+        out = {"feature_effects": _plot_feature_effects(r.features)}
+        if r.personalization is not None:
+            out["few_shot"] = _plot_few_shot(r.personalization)
+        if r.sessions is not None:
+            out["sessions"] = _plot_sessions(r.sessions)
         return {k: v for k, v in out.items() if v is not None}
+
+    def summary(self) -> str:
+        """The headline numbers in a few lines of plain text (what ``likeable demo`` prints)."""
+        r = self.result
+        enc = r.encoder
+        lines = [f"encoder: normalized MSE {enc.normalized_mse:.3f}, "
+                 f"dead {enc.dead_fraction:.2f}, mean active {enc.mean_active:.2f}"]
+        for name, score in r.prediction.items():
+            a = score.auc
+            lines.append(f"  {name:>13}: AUC {_f(a.value)} [{_f(a.low)}, {_f(a.high)}]"
+                         f"  fraction of dense signal {_f(r.fraction_of_signal.get(name))}")
+        p = r.personalization
+        if p is not None:
+            lines.append("personalization (mean per-user held-out AUC): "
+                         + ", ".join(f"{k} {_f(v)}" for k, v in _personalization_rows(p)))
+        if r.recovery is not None:
+            lines.append(f"planted directions: mean best |corr| {_f(r.recovery.mean_best_correlation)}")
+        if p is not None and p.weight_recovery is not None:
+            lines.append(f"planted user weights: mean correlation {_f(p.weight_recovery.mean_user_correlation)}")
+        if r.sessions is not None:
+            lines.append("likability by session (share of oracle): "
+                         + "; ".join(f"{k} " + " ".join(_f(v) for v in values)
+                                     for k, values in r.sessions.likability.items() if k != "oracle"))
+        if r.recovery is not None and r.recovery.directions_recovered is not None:
+            lines.append(f"recovered {r.recovery.directions_recovered} of {r.recovery.n_planted} planted "
+                         "directions (cosine > 0.9)")
+        if enc.encode_rows_per_s is not None:
+            lines.append(f"encode throughput: {enc.encode_rows_per_s:,.0f} rows/s")
+        if r.timings_s is not None:
+            lines.append(f"wall time {r.timings_s['total']:.1f} s ({r.seconds_per_10k_pairs:.1f} s per 10k pairs)")
+        return "\n".join(lines)
 
     # ------------------------------------------------------------------------------
     def _render_html(self) -> str:
-        r = self.results
+        r = self.result
         esc = html.escape
-        parts = [f"<h1>likeable report</h1><p class='src'>{esc(str(r.get('dataset', {}).get('source', '')))}</p>"]
-        enc = r["encoder"]
+        source = r.dataset.source if r.dataset is not None and r.dataset.source is not None else ""
+        parts = [f"<h1>likeable report</h1><p class='src'>{esc(str(source))}</p>"]
         parts.append("<h2>Encoder health</h2>" + _table(
-            ["metric", "value"], [[esc(k), _fmt(v)] for k, v in enc.items() if not isinstance(v, (dict, list))]))
-        rows = []
-        for name, pred in r["prediction"].items():
-            a, c = pred.get("auc", {}), pred.get("accuracy", {})
-            rows.append([esc(name), _ci(a), _ci(c), _fmt(r["fraction_of_signal"].get(name))])
+            ["metric", "value"], [[esc(name), _fmt(value)] for name, value in _scalar_fields(r.encoder)]))
+        rows = [[esc(name), _ci(s.auc), _ci(s.accuracy), _fmt(r.fraction_of_signal.get(name))]
+                for name, s in r.prediction.items()]
         parts.append("<h2>Prediction on held-out pairs</h2>" + _table(
             ["model", "AUC (95% CI)", "accuracy (95% CI)", "fraction of dense signal"], rows))
         figs = self.figures()
         parts.append("<h2>Features</h2>")
         if "feature_effects" in figs:
             parts.append(_img(figs["feature_effects"], "feature effects"))
-        feat_rows = [[str(f.get("feature")), esc(str(f.get("description", ""))), _fmt(f.get("coefficient")),
-                      _fmt(f.get("p_value")), _fmt(f.get("share_active")),
-                      esc(str(f.get("matched_attribute", "")))] for f in r["features"]]
+        feat_rows = [[str(f.feature), esc(f.description or ""), _fmt(f.coefficient), _fmt(f.p_value),
+                      _fmt(f.share_active), esc(f.matched_attribute or "")] for f in r.features]
         parts.append(_table(["feature", "description", "coefficient (length-controlled)", "p-value",
                              "share active", "planted attribute"], feat_rows))
-        if "personalization" in r:
-            p = r["personalization"]
+        if r.personalization is not None:
             parts.append("<h2>Personalization</h2>" + _table(
                 ["model", "mean per-user held-out AUC"],
-                [[k, _fmt(p[k] if not isinstance(p[k], dict) else p[k].get("mean"))]
-                 for k in ("population_auc", "per_user_auc", "shrunk_auc", "drift_auc")]))
+                [[k, _fmt(v)] for k, v in _personalization_rows(r.personalization)]))
             if "few_shot" in figs:
                 parts.append(_img(figs["few_shot"], "few-shot curve"))
-        if "sessions" in r:
+        if r.sessions is not None:
             parts.append("<h2>Multi-session simulation</h2>")
             if "sessions" in figs:
                 parts.append(_img(figs["sessions"], "likability by session"))
@@ -141,24 +161,47 @@ class Report:
                 f"<style>{style}</style></head><body>{''.join(parts)}</body></html>")
 
     def __repr__(self) -> str:
-        pred = self.results.get("prediction", {})
-        best = {k: v.get("auc", {}).get("value") for k, v in pred.items()}
-        return f"<likeable.Report(keys={list(self.results)}, auc={ {k: _fmt(v) for k, v in best.items()} })>"
+        best = {k: _fmt(s.auc.value if s.auc is not None else None) for k, s in self.result.prediction.items()}
+        return f"<likeable.Report(keys={list(self.results)}, auc={best})>"
+
+
+def _scalar_fields(record) -> list[tuple[str, Any]]:
+    """(JSON key, value) of a record's fields as the JSON shows them, lists and records left out."""
+    out = []
+    for f in dataclasses.fields(record):
+        value = getattr(record, f.name)
+        if (value is not None or f.metadata.get("keep_none")) and not isinstance(value, (list, dict)) \
+                and not dataclasses.is_dataclass(value):
+            out.append((f.metadata.get("key", f.name), value))
+    return out
+
+
+def _personalization_rows(p: Personalization) -> list[tuple[str, float]]:
+    return [("population_auc", p.population_auc), ("per_user_auc", p.per_user_auc),
+            ("shrunk_auc", p.shrunk_auc), ("drift_auc", p.drift_auc)]
+
+
+def _f(v) -> str:
+    return "–" if v is None or not np.isfinite(v) else f"{v:.3f}"
 
 
 # ----------------------------------------------------------------------------------
+def _finite(v) -> bool:
+    return v is not None and (not isinstance(v, (float, np.floating)) or bool(np.isfinite(v)))
+
+
 def _fmt(v) -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, float):
+    if not _finite(v):
+        return "–"  # absent, or NaN (null in the JSON)
+    if isinstance(v, (float, np.floating)):
         return f"{v:.3g}" if abs(v) < 1e-3 and v != 0 else f"{v:.3f}"
     return html.escape(str(v))
 
 
-def _ci(est: dict) -> str:
-    if not est:
+def _ci(est: Estimate | None) -> str:
+    if est is None:
         return "–"
-    return f"{_fmt(est.get('value'))} [{_fmt(est.get('low'))}, {_fmt(est.get('high'))}]"
+    return f"{_fmt(est.value)} [{_fmt(est.low)}, {_fmt(est.high)}]"
 
 
 def _table(header, rows) -> str:
@@ -188,20 +231,20 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
-def _plot_feature_effects(r: dict) -> bytes | None:
+def _plot_feature_effects(features: list[FeatureResult]) -> bytes | None:
     # The 20 most significant features that fire on at least 1% of pairs (rare ones are noise).
-    feats = [f for f in r.get("features", []) if f.get("coefficient") is not None
-             and f.get("p_value") is not None and (f.get("share_active") or 0) >= 0.01]
+    feats = [f for f in features if _finite(f.coefficient) and _finite(f.p_value)
+             and (f.share_active if _finite(f.share_active) else 0) >= 0.01]
     if not feats:
         return None
-    feats = sorted(feats, key=lambda f: f["p_value"])[:20]
-    feats = sorted(feats, key=lambda f: f["coefficient"])
+    feats = sorted(feats, key=lambda f: f.p_value)[:20]
+    feats = sorted(feats, key=lambda f: f.coefficient)
     fig = _figure(7.0, max(2.5, 0.3 * len(feats) + 1))
     ax = fig.add_subplot()
-    coef = [f["coefficient"] for f in feats]
-    err = [1.96 * (f.get("std_error") or 0.0) for f in feats]
-    colors = ["#2b7bba" if (f.get("p_value") is not None and f["p_value"] < 0.05) else "#aaaaaa" for f in feats]
-    labels = [f"{f['feature']}: {str(f.get('description', ''))[:40]}" for f in feats]
+    coef = [f.coefficient for f in feats]
+    err = [1.96 * (f.std_error if _finite(f.std_error) else 0.0) for f in feats]
+    colors = ["#2b7bba" if f.p_value < 0.05 else "#aaaaaa" for f in feats]
+    labels = [f"{f.feature}: {(f.description or '')[:40]}" for f in feats]
     ax.barh(range(len(feats)), coef, xerr=err, color=colors)
     ax.set_yticks(range(len(feats)), labels, fontsize=8)
     ax.axvline(0, color="black", lw=0.8)
@@ -210,19 +253,16 @@ def _plot_feature_effects(r: dict) -> bytes | None:
     return _png(fig)
 
 
-def _plot_few_shot(p: dict) -> bytes | None:
-    curve = p.get("few_shot") or {}
-    shots = curve.get("shots") or []
+def _plot_few_shot(p: Personalization) -> bytes | None:
+    shots = p.few_shot.shots
     if not shots:
         return None
     fig = _figure()
     ax = fig.add_subplot()
-    for name, values in curve.items():
-        if name == "shots":
-            continue
-        ax.plot(shots, [np.nan if v is None else v for v in values], marker="o", label=name)
-    if p.get("population_auc") is not None:
-        ax.axhline(p["population_auc"], color="gray", ls="--", label="population")
+    for name, values in p.few_shot.curves.items():
+        ax.plot(shots, np.asarray(values, np.float64), marker="o", label=name)
+    if _finite(p.population_auc):
+        ax.axhline(p.population_auc, color="gray", ls="--", label="population")
     ax.set_xscale("log")
     ax.set_xticks(shots, [str(s) for s in shots])
     ax.set_xlabel("training examples per user")
@@ -232,26 +272,24 @@ def _plot_few_shot(p: dict) -> bytes | None:
     return _png(fig)
 
 
-def _plot_sessions(s: dict) -> bytes | None:
-    lik = s.get("likability") or {}
-    if not lik:
+def _plot_sessions(s: SessionResult) -> bytes | None:
+    if not s.likability:
         return None
-    dims = s.get("dimensions") or []
-    by_dim = s.get("by_dimension") or {}
     fig = _figure(10.0, 3.8)
     ax = fig.add_subplot(1, 2, 1)
-    for name, values in lik.items():
-        ax.plot(range(1, len(values) + 1), [np.nan if v is None else v for v in values], marker="o", label=name)
+    for name, values in s.likability.items():
+        values = np.asarray(values, np.float64)
+        ax.plot(range(1, len(values) + 1), values, marker="o", label=name)
     ax.set_xlabel("session")
     ax.set_ylabel("likability (share of oracle)")
     ax.set_title("Likability by session")
     ax.legend(fontsize=8)
-    adaptive = next((k for k in by_dim if k not in ("oracle", "non-adaptive", "random")), None)
-    if adaptive is not None and dims:
+    adaptive = next((k for k in s.by_dimension if k not in ("oracle", "non-adaptive", "random")), None)
+    if adaptive is not None and s.dimensions:
         ax2 = fig.add_subplot(1, 2, 2)
-        grid = np.asarray([[np.nan if v is None else v for v in row] for row in by_dim[adaptive]], float)
+        grid = np.asarray(s.by_dimension[adaptive], np.float64)
         im = ax2.imshow(grid.T, aspect="auto", cmap="viridis")
-        ax2.set_yticks(range(len(dims)), dims, fontsize=8)
+        ax2.set_yticks(range(len(s.dimensions)), s.dimensions, fontsize=8)
         ax2.set_xticks(range(grid.shape[0]), [str(i + 1) for i in range(grid.shape[0])])
         ax2.set_xlabel("session")
         ax2.set_title(f"{adaptive}: gain per dimension")

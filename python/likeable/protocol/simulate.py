@@ -7,18 +7,28 @@ top pick against another candidate, receives the user's Bradley-Terry choice and
 the end of the session. Likability is the hidden utility the top pick gains over an average
 candidate, per dimension and in total, reported for each policy beside an oracle (which
 knows the hidden weights) so curves can be read as a share of the best achievable.
+
+:func:`simulate_users` is the protocol's step: an adaptive :class:`PreferencePolicy` against
+the population model on the synthetic default's candidates.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Protocol
+from typing import TYPE_CHECKING, Callable, Mapping, Protocol
 
 import numpy as np
 
-from .datasets import SESSION_DIMENSIONS
+from .synthetic import SESSION_DIMENSIONS, simulated_user_weights, synthetic_candidates
 
-__all__ = ["Policy", "OraclePolicy", "FixedPolicy", "RandomPolicy", "SessionResult",
-           "simulate_sessions", "simulated_user_weights"]
+if TYPE_CHECKING:
+    from ..encoder import SparseEncoder
+    from ..preferences import PreferenceModel, UserPreferences
+    from .datasets import PreferenceDataset
+    from .evaluate import EvalConfig
+    from .results import Encoded, Split
+
+__all__ = ["Policy", "OraclePolicy", "FixedPolicy", "RandomPolicy", "PreferencePolicy", "candidate_codes",
+           "SessionResult", "simulate_sessions", "simulated_user_weights", "simulates", "simulate_users"]
 
 
 class Policy(Protocol):
@@ -76,11 +86,33 @@ class RandomPolicy:
         pass
 
 
-def simulated_user_weights(n_users: int, seed: int = 0, spread: float = 1.0) -> np.ndarray:
-    """Hidden tastes over the seven session dimensions: a shared mean plus personal deviations."""
-    rng = np.random.default_rng(seed)
-    mean = rng.normal(0.0, 0.5, len(SESSION_DIMENSIONS))
-    return mean + spread * rng.standard_normal((n_users, len(SESSION_DIMENSIONS)))
+class PreferencePolicy:
+    """Ranks each user's candidates by a :class:`likeable.UserPreferences` over their codes and
+    learns from every session's shown pairs (``update``).
+
+    ``user_ids[u]`` is the model's id of simulated user ``u``; candidates are centred within
+    each user's block before encoding, so a code says how a candidate differs from its rivals.
+    """
+
+    def __init__(self, encoder: SparseEncoder, model: UserPreferences, user_ids) -> None:
+        self.encoder, self.model = encoder, model
+        self.user_ids = np.asarray(user_ids, dtype=object)
+
+    def scores(self, users, embeddings):
+        n_users, n_candidates = embeddings.shape[:2]
+        owners = np.repeat(self.user_ids[users], n_candidates)  # each candidate scored for its own user only
+        utility = self.model.decision_function(candidate_codes(self.encoder, embeddings), owners)
+        return utility.reshape(n_users, n_candidates)
+
+    def update(self, users, embeddings_a, embeddings_b, labels):
+        pair_codes = self.encoder.encode(np.ascontiguousarray(embeddings_a - embeddings_b, np.float32))
+        self.model.update(pair_codes, labels, self.user_ids[users])
+
+
+def candidate_codes(encoder: SparseEncoder, embeddings: np.ndarray):
+    """Codes of candidate blocks (n_users, n_candidates, dim), each centred on its block's mean."""
+    centred = embeddings - embeddings.mean(axis=1, keepdims=True)
+    return encoder.encode(centred.reshape(-1, centred.shape[-1]).astype(np.float32))
 
 
 @dataclass
@@ -98,10 +130,10 @@ class SessionResult:
         Share of shown pairs where the user chose the policy's top pick.
     """
 
-    dimensions: list
-    likability: dict = field(default_factory=dict)
-    by_dimension: dict = field(default_factory=dict)
-    choice_rate: dict = field(default_factory=dict)
+    dimensions: list[str]
+    likability: dict[str, np.ndarray] = field(default_factory=dict)
+    by_dimension: dict[str, np.ndarray] = field(default_factory=dict)
+    choice_rate: dict[str, np.ndarray] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {"dimensions": list(self.dimensions),
@@ -190,3 +222,39 @@ def simulate_sessions(policies: Mapping[str, Policy], user_weights: np.ndarray,
         result.by_dimension[name] = gains[name]
         result.choice_rate[name] = chosen[name]
     return result
+
+
+# --------------------------------------------------------------------------------------
+# The protocol's step
+# --------------------------------------------------------------------------------------
+def simulates(ds: PreferenceDataset) -> bool:
+    """Whether the session simulation applies: synthetic data that plants every session dimension."""
+    truth = ds.truth
+    return "directions" in truth and len(truth["attribute_names"]) >= len(SESSION_DIMENSIONS)
+
+
+def simulate_users(ds: PreferenceDataset, split: Split, encoded: Encoded, population: PreferenceModel,
+                   shrinkage: float, cfg: EvalConfig) -> SessionResult:
+    """Step 7 of :func:`likeable.evaluate`: simulated users over sessions, adaptive vs population.
+
+    The adaptive system is a :class:`likeable.UserPreferences` around ``population`` fitted on
+    the dataset's training pairs (so simulated users start at the population) and updated
+    after every session; the non-adaptive one ranks by the population model alone.
+    """
+    from ..preferences import UserPreferences
+
+    tr = split.train_decided
+    weights = simulated_user_weights(cfg.n_sim_users, seed=cfg.seed + 1)
+    sim_ids = [f"sim{u:03d}" for u in range(cfg.n_sim_users)]
+    data_users = ds.user_id[tr] if ds.user_id is not None else np.full(tr.size, "population", object)
+    model = UserPreferences(population=population, shrinkage=shrinkage, threads=cfg.threads).fit(
+        encoded.codes[tr], ds.label[tr], data_users)
+    encoder = encoded.encoder
+
+    def population_scores(users, embeddings):
+        return population.decision_function(candidate_codes(encoder, embeddings)).reshape(embeddings.shape[:2])
+
+    policies = {"adaptive": PreferencePolicy(encoder, model, sim_ids), "non-adaptive": FixedPolicy(population_scores)}
+    return simulate_sessions(policies, weights, lambda n, rng: synthetic_candidates(ds.truth, n, rng),
+                             n_sessions=cfg.n_sessions, n_turns=cfg.n_turns, n_candidates=cfg.n_candidates,
+                             seed=cfg.seed, progress=cfg.progress)

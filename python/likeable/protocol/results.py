@@ -1,0 +1,339 @@
+"""What the protocol's steps find, as typed records, and the JSON they are written as.
+
+Each step of :func:`likeable.evaluate` returns one of these dataclasses; :class:`ProtocolResult`
+holds the written ones and :class:`likeable.Report` renders it by field. The last three
+(:class:`Split`, :class:`PairInputs`, :class:`Encoded`) are what one step hands the next and are
+never written.
+
+JSON: :func:`to_plain` writes a record with its fields in order (the JSON key is the field name
+unless the field's metadata names another), NaN and infinities as null, and leaves out a field
+that is None — a section or number that does not apply to this dataset — unless the field is
+marked ``KEEP_NONE``. :func:`from_plain` reads it back by the type hints: null in a number field
+is NaN again, a missing field takes its default, a missing field without a default is an error
+naming it. A field marked ``REST`` takes the keys no other field names and writes them flat.
+
+To grow a record, add a field with a default of None: reports without it still load, and the
+JSON gains the key only when a step fills it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .metrics import Estimate
+from .simulate import SessionResult
+
+if TYPE_CHECKING:
+    from ..encoder import SparseEncoder
+    from ..preferences import PreferenceModel
+    from ..sparse import SparseCodes
+
+__all__ = ["EncoderHealth", "ModelScore", "TopPair", "FeatureResult", "Recovery", "FewShotCurve",
+           "WeightRecovery", "Personalization", "DatasetSummary", "ProtocolResult", "Prediction",
+           "Split", "PairInputs", "Encoded", "to_plain", "from_plain"]
+
+KEEP_NONE = {"keep_none": True}  # written as null when None (None is a value, not "does not apply")
+REST = {"rest": True}            # a dict of the keys no other field names, written flat
+
+
+def _key(name: str) -> dict:
+    """Metadata for a field whose JSON key is not a Python name."""
+    return {"key": name}
+
+
+# --------------------------------------------------------------------------------------
+# Written records, in the order the report shows them
+# --------------------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class EncoderHealth:
+    """The trained encoder's settings and health, measured on held-out (test) pairs."""
+
+    n_features: int | None = None
+    k: int | None = None
+    kind: str | None = None
+    signed: bool | None = None
+    matryoshka: list[int] | None = field(default=None, metadata=KEEP_NONE)  # null: no Matryoshka
+    normalized_mse: float | None = None
+    dead_fraction: float | None = None
+    mean_active: float | None = None  # active features per pair (L0)
+    measured_on: str | None = None
+    best_epoch: int | None = None
+    encode_rows_per_s: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelScore:
+    """One predictor's held-out AUC and accuracy, each with its bootstrap interval."""
+
+    auc: Estimate | None = None
+    accuracy: Estimate | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class TopPair:
+    """A pair on which a feature fires strongly."""
+
+    pair: int          # row of the dataset
+    activation: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class FeatureResult:
+    """One encoder feature: its effect on the choice, where it fires, what it seems to be.
+
+    ``coefficient``/``std_error``/``p_value``: a per-feature logistic with the length control;
+    ``share_active``: share of all pairs where it fires; ``description`` (and ``fidelity``, the
+    annotator's agreement with it) only for described features; ``matched_attribute`` and
+    ``attribute_correlation`` only on synthetic data.
+    """
+
+    feature: int
+    coefficient: float | None = None
+    std_error: float | None = None
+    p_value: float | None = None
+    share_active: float | None = None
+    n_active_train: int | None = None
+    top_pairs: list[TopPair] | None = None
+    description: str | None = None
+    fidelity: float | None = None
+    matched_attribute: str | None = None
+    attribute_correlation: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Recovery:
+    """Synthetic data only: how well the features and decoder rows find the planted attributes."""
+
+    per_attribute: dict[str, float] | None = None      # best |correlation| of any feature
+    mean_best_correlation: float | None = None
+    n_recovered_at_0_8: int | None = field(default=None, metadata=_key("n_recovered_at_0.8"))
+    direction_cosine: dict[str, float] | None = None   # best |cosine| of any decoder row
+    directions_recovered: int | None = None            # cosine > 0.9
+    n_planted: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class FewShotCurve:
+    """Mean per-user held-out AUC after ``shots`` training pairs per user, one curve per model.
+
+    Written flat: ``{"shots": [...], "<model>": [...], ...}``.
+    """
+
+    shots: list[int]
+    curves: dict[str, list[float]] = field(default_factory=dict, metadata=REST)
+
+
+@dataclass(frozen=True, kw_only=True)
+class WeightRecovery:
+    """Synthetic data only: learned per-user utilities against the planted user weights."""
+
+    mean_user_correlation: float | None = None
+    overall_correlation: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Personalization:
+    """Per-user models against the population's, as mean per-user held-out AUC."""
+
+    population_auc: float
+    per_user_auc: float
+    shrunk_auc: float
+    drift_auc: float
+    few_shot: FewShotCurve
+    shrinkage: float | None = None           # chosen on validation, offsets around the population
+    per_user_shrinkage: float | None = None  # the same, for offsets around zero (per-user only)
+    n_users: int | None = None
+    gain_over_population: float | None = None
+    weight_recovery: WeightRecovery | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class DatasetSummary:
+    """What was analysed and how it was split."""
+
+    source: str | None = None
+    n_pairs: int | None = None
+    n_ties: int | None = None
+    n_users: int | None = None
+    n_train: int | None = None
+    n_validation: int | None = None
+    n_test: int | None = None
+    n_components: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProtocolResult:
+    """Everything :func:`likeable.evaluate` found; the report's JSON is :func:`to_plain` of it.
+
+    ``prediction``, ``fraction_of_signal`` and ``selected_features`` are keyed by model name
+    (``length``, ``dense``, ``all_features``, ``top_<n>``); ``extra`` keeps sections this
+    version does not know (read from a report written elsewhere).
+    """
+
+    encoder: EncoderHealth
+    prediction: dict[str, ModelScore]
+    fraction_of_signal: dict[str, float]
+    selected_features: dict[str, list[int]] | None = None
+    features: list[FeatureResult]
+    recovery: Recovery | None = None
+    personalization: Personalization | None = None
+    sessions: SessionResult | None = None
+    dataset: DatasetSummary | None = None
+    config: dict | None = None
+    timings_s: dict[str, float] | None = None
+    seconds_per_10k_pairs: float | None = None
+    extra: dict = field(default_factory=dict, metadata=REST)
+
+
+# --------------------------------------------------------------------------------------
+# Hand-offs between steps (never written)
+# --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Split:
+    """Row ids of each part (no prompt or conversation crosses parts) and of its decided pairs."""
+
+    train: np.ndarray
+    validation: np.ndarray
+    test: np.ndarray
+    train_decided: np.ndarray       # the part's rows without ties
+    validation_decided: np.ndarray
+    test_decided: np.ndarray
+    n_components: int
+
+
+@dataclass(frozen=True)
+class PairInputs:
+    """What every model sees of a pair."""
+
+    delta: np.ndarray           # e(A) − e(B), float32 (n_pairs, dim)
+    length_control: np.ndarray  # length of A − B in words, standardised on train, float32 (n_pairs, 1)
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """The trained encoder, every pair's code and the encoder's health."""
+
+    encoder: SparseEncoder
+    codes: SparseCodes
+    health: EncoderHealth
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The prediction step's scores and the population model later steps build on."""
+
+    scores: dict[str, ModelScore]
+    fraction_of_signal: dict[str, float]
+    selected_features: dict[str, list[int]]
+    population: PreferenceModel
+
+
+# --------------------------------------------------------------------------------------
+# JSON
+# --------------------------------------------------------------------------------------
+def to_plain(value: Any) -> Any:
+    """JSON-ready copy: records by field (see the module notes), numpy to Python, NaN/Inf to None."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        out, rest = {}, {}
+        for f in dataclasses.fields(value):
+            item = getattr(value, f.name)
+            if f.metadata.get("rest"):
+                rest = item
+            elif item is not None or f.metadata.get("keep_none"):
+                out[f.metadata.get("key", f.name)] = to_plain(item)
+        out.update((str(k), to_plain(v)) for k, v in rest.items())
+        return out
+    if isinstance(value, dict):
+        return {str(k): to_plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return to_plain(value.tolist())
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    return value
+
+
+def from_plain(cls: type, data: Any, path: str = "") -> Any:
+    """The record ``cls`` read from JSON-like ``data`` (see the module notes).
+
+    Raises
+    ------
+    ValueError
+        A required field is missing, a key is unknown, or a value has the wrong shape; the
+        message names the field by its path (e.g. ``personalization.drift_auc``).
+    """
+    where = path or "the results"
+    if not isinstance(data, dict):
+        raise ValueError(f"{where} should be an object (dict), got {type(data).__name__}")
+    hints = _hints(cls)
+    known = {f.metadata.get("key", f.name): f for f in dataclasses.fields(cls) if not f.metadata.get("rest")}
+    rest_field = next((f for f in dataclasses.fields(cls) if f.metadata.get("rest")), None)
+    missing = [key for key, f in known.items() if key not in data and _required(f)]
+    if missing:
+        raise ValueError(f"{where} lack{'s' if path else ''} the keys {[_join(path, k) for k in missing]}")
+    unknown = [key for key in data if key not in known]
+    if unknown and rest_field is None:
+        raise ValueError(f"{where} has unknown keys {[_join(path, k) for k in unknown]}")
+    kwargs = {f.name: _read(hints[f.name], data[key], _join(path, key)) for key, f in known.items() if key in data}
+    if rest_field is not None:
+        value_type = typing.get_args(hints[rest_field.name])
+        kwargs[rest_field.name] = {key: _read(value_type[1], data[key], _join(path, key)) if value_type else data[key]
+                                   for key in unknown}
+    return cls(**kwargs)
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _required(f: dataclasses.Field) -> bool:
+    return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+
+
+_HINTS: dict = {}
+
+
+def _hints(cls: type) -> dict:
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    return _HINTS[cls]
+
+
+def _read(tp: Any, value: Any, path: str) -> Any:
+    """``value`` as the type ``tp`` (hints used here: records, list[T], dict[str, T], scalars, ndarray)."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):  # X | None
+        tp = next(a for a in args if a is not type(None))
+        origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if value is None:
+        return math.nan if tp is float else None
+    if dataclasses.is_dataclass(tp):
+        return from_plain(tp, value, path)
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"{path} should be a list, got {type(value).__name__}")
+        return [_read(args[0], v, f"{path}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ValueError(f"{path} should be an object (dict), got {type(value).__name__}")
+        return {str(k): _read(args[1], v, _join(path, str(k))) for k, v in value.items()}
+    if tp is np.ndarray:
+        return np.array(value, dtype=np.float64)  # null -> NaN
+    if tp in (float, int, str, bool):
+        try:
+            return tp(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{path} should be a {tp.__name__}, got {value!r}") from None
+    return value
