@@ -52,7 +52,7 @@ def test_contrastive_phrases_find_planted_phrases_on_both_sides(rng):
     # overlapping phrases are pruned: never both 'sorry' and "i'm sorry" on one side
     assert not any(a != b and f" {a} " in f" {b} " for a in plus for b in plus)
     described = ContrastivePhrases()(more, less)
-    assert described.startswith("more: '") and "less: '" in described
+    assert described.startswith('more: "') and 'less: "' in described
     # the same texts on both sides: nothing passes the bound
     assert ContrastivePhrases()(more, more) == "(no distinctive phrases)"
     assert ContrastivePhrases()([], []) == "(no distinctive phrases)"
@@ -130,13 +130,13 @@ def test_offline_describer_names_side_phrases_and_properties(rng):
     d = describer.describe(corpus.examples(0, act, train, 500), top, bank)
     assert d.side == "A" and d.source == "offline" and d.n_pairs == 200
     assert any("sorry" in p.text or "cannot" in p.text for p in d.phrases if p.z > 0)
-    assert d.text.startswith("A-side: more '") and "(r = +" in d.text
+    assert d.text.startswith('A-side: more "') and "(r = +" in d.text
     judged = describer.annotate(d, corpus, held, diffs, bank.names)
     assert fidelity(act[held], judged) > 0.9
     # the same feature with its sign flipped is described from B's side, just as faithfully
     flipped = describer.describe(corpus.examples(0, -act, train, 500),
                                  associations(-act[train, None], diffs[train], bank).top(0, 3), bank)
-    assert flipped.side == "B" and flipped.text.startswith("B-side: more '") and "(r = -" in flipped.text
+    assert flipped.side == "B" and flipped.text.startswith('B-side: more "') and "(r = -" in flipped.text
     assert fidelity(-act[held], describer.annotate(flipped, corpus, held, diffs, bank.names)) > 0.9
     # nothing to say about a silent feature
     silent = describer.describe(corpus.examples(0, np.zeros(400), train, 500), [], bank)

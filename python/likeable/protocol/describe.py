@@ -22,83 +22,23 @@ from __future__ import annotations
 
 import json
 import re
-from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 
 from .chat import ChatClient
-from .properties import Association, tokenize
+# Phrase machinery lives in .phrases; its names stay importable from here.
+from .phrases import (STOP_WORDS, ContrastivePhrases, DistinctiveWords, FeatureExamples, Phrase, TextCorpus,  # noqa: F401
+                      _quoted, log_odds_z)
+from .properties import Association, tokenize  # noqa: F401
 
 __all__ = ["Phrase", "Description", "FeatureExamples", "TextCorpus", "ContrastivePhrases", "DistinctiveWords",
            "OfflineDescriber", "ChatDescriber", "CallableDescriber", "fidelity", "log_odds_z", "STOP_WORDS"]
 
-# Function words only: negations and modals that carry meaning (can't, cannot, won't, might)
-# stay, so refusals and hedges can surface as phrases.
-STOP_WORDS = frozenset("""
-a about above after again against all am an and any are as at be because been before being below between
-both but by can could did do does doing don't down during each few for from further had has have having he
-he'd he'll he's her here here's hers herself him himself his how how's i i'd i'll i'm i've if in into is
-isn't it it's its itself just let's me more most my myself nor of off on once only or other ought our ours
-ourselves out over own same she she'd she'll she's should so some such than that that's the their theirs
-them themselves then there there's these they they'd they'll they're they've this those through to too
-under until up very was wasn't we we'd we'll we're we've were weren't what what's when when's where where's
-which while who who's whom why why's will with would you you'd you'll you're you've your yours yourself
-yourselves also s t re ve ll d m
-""".split())
-
-
-def _grams(text: str, max_n: int) -> set[str]:
-    """Distinct 1..max_n-grams of ``text`` whose last word is not a stop word."""
-    tokens = tokenize(text)
-    out = set()
-    for i, last in enumerate(tokens):
-        if last in STOP_WORDS:
-            continue
-        for n in range(1, min(max_n, i + 1) + 1):
-            out.add(" ".join(tokens[i - n + 1: i + 1]))
-    return out
-
-
-def log_odds_z(y_more: np.ndarray, y_less: np.ndarray, background: np.ndarray, prior_strength: float = 1.0) -> np.ndarray:
-    """Monroe et al.'s z-scored log-odds ratio with an informative Dirichlet prior.
-
-    ``y_more``/``y_less``: counts per phrase in the two groups; ``background``: the phrases'
-    frequencies in a reference corpus (any positive scale). The prior's total mass is
-    ``prior_strength`` times the two groups' total count, spread by ``background``.
-    z > 0: over-represented in ``more``.
-    """
-    y_i = np.asarray(y_more, np.float64)
-    y_j = np.asarray(y_less, np.float64)
-    bg = np.asarray(background, np.float64)
-    if not (y_i.shape == y_j.shape == bg.shape):
-        raise ValueError("counts and background must have the same shape")
-    if y_i.size == 0:
-        return np.zeros(0)
-    n_i, n_j = y_i.sum(), y_j.sum()
-    alpha_0 = prior_strength * (n_i + n_j)
-    alpha = alpha_0 * (bg + 1e-12) / (bg + 1e-12).sum()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        delta = (np.log((y_i + alpha) / (n_i + alpha_0 - y_i - alpha))
-                 - np.log((y_j + alpha) / (n_j + alpha_0 - y_j - alpha)))
-        z = delta / np.sqrt(1.0 / (y_i + alpha) + 1.0 / (y_j + alpha))
-    return np.nan_to_num(z, nan=0.0, posinf=0.0, neginf=0.0)
-
-
 # --------------------------------------------------------------------------------------
 # What a description is
 # --------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Phrase:
-    """A phrase and its log-odds z between carrying and other responses (z > 0: carrying side)."""
-
-    text: str
-    z: float
-    n_carrying: int  # carrying responses that contain it
-    n_other: int
-
-
 @dataclass(frozen=True)
 class Description:
     """What a feature seems to be, from one describer.
@@ -119,196 +59,6 @@ class Description:
     fidelity_n: int = 0
     n_pairs: int = 0  # distinct pairs the describer looked at
 
-
-@dataclass(frozen=True)
-class FeatureExamples:
-    """A feature's pairs, oriented and de-duplicated, strongest |activation| first."""
-
-    feature: int
-    rows: np.ndarray           # dataset rows
-    activation: np.ndarray     # signed activation per row
-    carrying_ids: np.ndarray   # ids into the corpus's distinct texts
-    other_ids: np.ndarray
-    corpus: "TextCorpus" = field(repr=False)
-    contrast_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # pairs where it is silent
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    @property
-    def carrying(self) -> list[str]:
-        return [self.corpus.texts[i] for i in self.carrying_ids]
-
-    @property
-    def other(self) -> list[str]:
-        return [self.corpus.texts[i] for i in self.other_ids]
-
-
-class TextCorpus:
-    """The distinct texts of a dataset's responses, with each pair's ids and cached phrase sets.
-
-    Parameters
-    ----------
-    prompts, response_a, response_b : sequences of str, one per pair
-    max_ngram : int
-        Longest phrase, in words.
-    """
-
-    def __init__(self, prompts: Sequence[str], response_a: Sequence[str], response_b: Sequence[str],
-                 max_ngram: int = 3) -> None:
-        if not (len(prompts) == len(response_a) == len(response_b)):
-            raise ValueError("prompts, response_a and response_b must have one entry per pair")
-        ids: dict[str, int] = {}
-        self.id_a = np.fromiter((ids.setdefault(str(t), len(ids)) for t in response_a), np.int64, len(response_a))
-        self.id_b = np.fromiter((ids.setdefault(str(t), len(ids)) for t in response_b), np.int64, len(response_b))
-        self.texts = list(ids)
-        self.prompts = list(prompts)
-        self.max_ngram = int(max_ngram)
-        self._grams: dict[int, set[str]] = {}
-        self._background: Counter | None = None
-
-    def __len__(self) -> int:
-        return len(self.id_a)
-
-    def grams(self, text_id: int) -> set[str]:
-        got = self._grams.get(text_id)
-        if got is None:
-            got = self._grams[text_id] = _grams(self.texts[text_id], self.max_ngram)
-        return got
-
-    def background(self, max_texts: int = 4000, seed: int = 0) -> Counter:
-        """Phrase document frequencies over (a fixed random sample of) the distinct texts."""
-        if self._background is None:
-            ids = np.arange(len(self.texts))
-            if ids.size > max_texts:
-                ids = np.sort(np.random.default_rng(seed).choice(ids, max_texts, replace=False))
-            self._background = Counter(g for i in ids for g in self.grams(int(i)))
-        return self._background
-
-    def distinct_rows(self, rows: np.ndarray) -> np.ndarray:
-        """``rows`` with repeats of the same two texts (in either order) dropped, first kept."""
-        rows = np.asarray(rows, np.int64)
-        lo = np.minimum(self.id_a[rows], self.id_b[rows])
-        hi = np.maximum(self.id_a[rows], self.id_b[rows])
-        _, first = np.unique(lo * (len(self.texts) + 1) + hi, return_index=True)
-        return rows[np.sort(first)]
-
-    def examples(self, feature: int, activation: np.ndarray, rows: np.ndarray, n: int, sign: int = 0,
-                 n_contrast: int = 0, seed: int = 0) -> FeatureExamples:
-        """The ``n`` strongest distinct pairs among ``rows`` (``sign`` 0: either sign, ±1: that sign)."""
-        activation = np.asarray(activation, np.float64)
-        rows = np.asarray(rows, np.int64)
-        value = activation[rows]
-        keep = rows[(value > 0) if sign > 0 else (value < 0) if sign < 0 else (value != 0)]
-        keep = keep[np.argsort(-np.abs(activation[keep]), kind="stable")]
-        keep = self.distinct_rows(keep)
-        keep = keep[np.argsort(-np.abs(activation[keep]), kind="stable")][:n]
-        positive = activation[keep] > 0
-        carrying = np.where(positive, self.id_a[keep], self.id_b[keep])
-        other = np.where(positive, self.id_b[keep], self.id_a[keep])
-        contrast = np.zeros(0, np.int64)
-        if n_contrast:
-            silent = self.distinct_rows(rows[activation[rows] == 0])
-            if silent.size:
-                contrast = np.random.default_rng(seed + feature).choice(silent, min(n_contrast, silent.size),
-                                                                        replace=False)
-        return FeatureExamples(feature=int(feature), rows=keep, activation=activation[keep], carrying_ids=carrying,
-                               other_ids=other, corpus=self, contrast_rows=contrast)
-
-
-# --------------------------------------------------------------------------------------
-# Offline
-# --------------------------------------------------------------------------------------
-class ContrastivePhrases:
-    """Phrases over-represented on one side of oriented pairs (Monroe et al. log-odds).
-
-    Counts are per response (a phrase counts once per text, so one long text cannot dominate);
-    phrases seen in fewer than ``min_count`` of the compared responses are ignored. A phrase
-    is reported only when its z passes a Bonferroni bound over the phrases compared (two-sided
-    5%), so a feature with nothing distinctive is said to have nothing.
-
-    Parameters
-    ----------
-    n_phrases : int
-        Phrases reported per side.
-    max_ngram : int
-    prior_strength : float
-        Weight of the corpus prior relative to the compared counts (see :func:`log_odds_z`).
-    min_count : int
-    """
-
-    def __init__(self, n_phrases: int = 3, max_ngram: int = 3, prior_strength: float = 1.0, min_count: int = 3) -> None:
-        self.n_phrases = n_phrases
-        self.max_ngram = max_ngram
-        self.prior_strength = prior_strength
-        self.min_count = min_count
-
-    def score(self, carrying: Sequence[set], other: Sequence[set], background: Counter) -> list[Phrase]:
-        """Phrases passing the bound, both sides, strongest |z| first, overlapping ones pruned."""
-        c_more = Counter(g for s in carrying for g in s)
-        c_less = Counter(g for s in other for g in s)
-        vocab = [g for g in set(c_more) | set(c_less) if c_more[g] + c_less[g] >= self.min_count]
-        if not vocab:
-            return []
-        vocab.sort()
-        y_i = np.array([c_more[g] for g in vocab], np.float64)
-        y_j = np.array([c_less[g] for g in vocab], np.float64)
-        bg = np.array([background.get(g, 0) + 0.5 for g in vocab], np.float64)
-        z = log_odds_z(y_i, y_j, bg, self.prior_strength)
-        bound = _bonferroni_z(len(vocab))
-        out: list[Phrase] = []
-        for k in np.argsort(-np.abs(z), kind="stable"):
-            if abs(z[k]) < bound:
-                break
-            text = vocab[k]
-            same_side = [p for p in out if (p.z > 0) == (z[k] > 0)]
-            if len(same_side) >= self.n_phrases or any(_overlaps(text, p.text) for p in same_side):
-                continue
-            out.append(Phrase(text=text, z=float(z[k]), n_carrying=int(y_i[k]), n_other=int(y_j[k])))
-        return out
-
-    def phrases(self, more: Sequence[str], less: Sequence[str]) -> list[Phrase]:
-        """:meth:`score` on raw texts (the texts themselves are the prior's corpus)."""
-        carrying = [_grams(t, self.max_ngram) for t in more]
-        other = [_grams(t, self.max_ngram) for t in less]
-        return self.score(carrying, other, Counter(g for s in carrying + other for g in s))
-
-    def __call__(self, more: Sequence[str], less: Sequence[str]) -> str:
-        """A describer on raw texts: ``more: 'x', 'y'; less: 'z'``."""
-        found = self.phrases(more, less)
-        plus = [p.text for p in found if p.z > 0]
-        minus = [p.text for p in found if p.z < 0]
-        parts = ([f"more: {_quoted(plus)}"] if plus else []) + ([f"less: {_quoted(minus)}"] if minus else [])
-        return "; ".join(parts) or "(no distinctive phrases)"
-
-    def __repr__(self) -> str:
-        return f"<likeable.ContrastivePhrases(n_phrases={self.n_phrases}, max_ngram={self.max_ngram})>"
-
-
-class DistinctiveWords(ContrastivePhrases):
-    """Single words only, ``n_words`` of them, with a bound of z > 0 (the earlier describer's shape)."""
-
-    def __init__(self, n_words: int = 3, prior: float = 0.5) -> None:
-        super().__init__(n_phrases=n_words, max_ngram=1, prior_strength=prior, min_count=1)
-        self.n_words = n_words
-
-    def top_words(self, more: Sequence[str], less: Sequence[str]) -> list[str]:
-        carrying = [_grams(t, 1) for t in more]
-        other = [_grams(t, 1) for t in less]
-        background = Counter(g for s in carrying + other for g in s)
-        c_more = Counter(g for s in carrying for g in s)
-        c_less = Counter(g for s in other for g in s)
-        vocab = sorted(set(c_more) | set(c_less))
-        if not vocab:
-            return []
-        z = log_odds_z(np.array([c_more[g] for g in vocab], float), np.array([c_less[g] for g in vocab], float),
-                       np.array([background[g] for g in vocab], float), self.prior_strength)
-        order = np.argsort(-z, kind="stable")
-        return [vocab[i] for i in order[: self.n_words] if z[i] > 0]
-
-    def __call__(self, more: Sequence[str], less: Sequence[str]) -> str:
-        words = self.top_words(more, less)
-        return ", ".join(words) if words else "(no distinctive words)"
 
 
 class OfflineDescriber:
@@ -336,8 +86,7 @@ class OfflineDescriber:
     def describe(self, examples: FeatureExamples, properties: Sequence[Association] = (), bank=None) -> Description:
         """Describe from oriented ``examples`` and the feature's associations (strongest first)."""
         corpus = examples.corpus
-        found = self.phrases.score([corpus.grams(int(i)) for i in examples.carrying_ids],
-                                   [corpus.grams(int(i)) for i in examples.other_ids], corpus.background())
+        found = self.phrases.score(corpus, examples.carrying_ids, examples.other_ids)
         props = [a for a in properties if abs(a.r) >= self.min_abs_r][: self.n_properties]
         plus = [p for p in found if p.z > 0]
         minus = [p for p in found if p.z < 0]
@@ -375,8 +124,8 @@ class OfflineDescriber:
         score = np.zeros(rows.size)
         for p in description.phrases:
             sign = 1.0 if p.z > 0 else -1.0
-            has_a = np.fromiter((p.text in corpus.grams(int(i)) for i in corpus.id_a[rows]), bool, rows.size)
-            has_b = np.fromiter((p.text in corpus.grams(int(i)) for i in corpus.id_b[rows]), bool, rows.size)
+            has_a = corpus.contains(corpus.id_a[rows], p.text)
+            has_b = corpus.contains(corpus.id_b[rows], p.text)
             score += sign * (has_a.astype(float) - has_b)
         if property_differences is not None:
             names = list(property_names)
@@ -543,23 +292,6 @@ def fidelity(activations, judgements) -> float:
     if a.size < 2 or a.std() == 0 or j.std() == 0:
         return float("nan")
     return float(np.corrcoef(a, j)[0, 1])
-
-
-# --------------------------------------------------------------------------------------
-def _bonferroni_z(n_tests: int, alpha: float = 0.05) -> float:
-    from scipy.stats import norm
-
-    return float(norm.isf(alpha / (2 * max(n_tests, 1))))
-
-
-def _overlaps(a: str, b: str) -> bool:
-    """One phrase's words appear, in order, inside the other's."""
-    a, b = f" {a} ", f" {b} "
-    return a in b or b in a
-
-
-def _quoted(phrases: Sequence[str]) -> str:
-    return ", ".join(f"'{p}'" for p in phrases)
 
 
 def _direction_words(bank, association: Association, side: str) -> str:
