@@ -103,3 +103,19 @@ def test_association_top_and_interval(rng):
     narrow = fisher_interval(0.5, 3000)
     assert low < narrow[0] < 0.5 < narrow[1] < high
     assert np.isnan(fisher_interval(0.5, 3)[0])
+
+
+def test_reading_grade_agrees_with_textstat():
+    """Coleman–Liau as textstat counts it; textstat rounds the letter weight to 0.058 (we use 0.0588)."""
+    textstat = pytest.importorskip("textstat")
+    from likeable.protocol.properties import reading_grade
+
+    texts = ["The cat sat on the mat. It was a sunny day!", "Thermodynamic irreversibility characterizes "
+             "macroscopic phenomena. Entropy increases.", "I'm sorry, I can't help with that.",
+             "Visit https://example.org/page?x=1 for 12.5% off, then reply.", "well_known snake_case words",
+             "Short.", "One two three? Four five six! Seven eight nine.", "a " * 200]
+    ours = np.array([reading_grade(t) for t in texts])
+    letters_per_100 = np.array([100 * textstat.letter_count(t) / textstat.lexicon_count(t) for t in texts])
+    theirs = np.array([textstat.coleman_liau_index(t) for t in texts]) + 0.0008 * letters_per_100
+    np.testing.assert_allclose(ours, theirs, atol=1e-9)
+    assert reading_grade("") == 0.0 and reading_grade("... !!") == 0.0

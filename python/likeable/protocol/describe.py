@@ -122,11 +122,12 @@ class OfflineDescriber:
         """
         rows = np.asarray(rows, np.int64)
         score = np.zeros(rows.size)
-        for p in description.phrases:
-            sign = 1.0 if p.z > 0 else -1.0
-            has_a = corpus.contains(corpus.id_a[rows], p.text)
-            has_b = corpus.contains(corpus.id_b[rows], p.text)
-            score += sign * (has_a.astype(float) - has_b)
+        if description.phrases:
+            texts = [p.text for p in description.phrases]
+            signs = np.array([1.0 if p.z > 0 else -1.0 for p in description.phrases])
+            has_a = corpus.contains(corpus.id_a[rows], texts).astype(np.float64)
+            has_b = corpus.contains(corpus.id_b[rows], texts).astype(np.float64)
+            score += (has_a - has_b) @ signs
         if property_differences is not None:
             names = list(property_names)
             for a in description.properties:

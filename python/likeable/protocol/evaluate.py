@@ -20,6 +20,7 @@ numpy/scipy (metrics).
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
@@ -28,7 +29,7 @@ import numpy as np
 from . import metrics
 from ..sparse import SparseCodes
 from .datasets import PreferenceDataset
-from .features import describe_features
+from .features import describe_features, measure_texts
 from .personalize import personalize
 from .report import Report
 from .results import (DatasetSummary, Encoded, EncoderHealth, ModelScore, PairInputs, Prediction,
@@ -50,8 +51,14 @@ class EvalConfig:
     ``few_shot``, ``min_user_pairs`` (users with fewer held-out pairs of both labels are
     left out of per-user AUC), ``personalize_length`` (add the standardised length
     difference as one more feature column of the personalization models, so per-user
-    weights can learn how long each person likes answers). Features: ``n_top_pairs``, ``n_described``, ``describer``,
-    ``annotator``, ``n_fidelity_pairs``. Sessions: ``sessions`` (False to skip),
+    weights can learn how long each person likes answers). Features: ``n_top_pairs`` (pair ids
+    from the index), ``n_examples`` (distinct pairs shown as text per direction),
+    ``n_describe_pairs`` (strongest distinct training pairs the offline describer contrasts),
+    ``n_described``, ``describer`` (an LLM describer such as
+    :class:`~likeable.protocol.describe.ChatDescriber`, or a callable ``(more, less) -> str``;
+    the offline description is always made), ``annotator`` (a callable
+    ``(description, a, b) -> +1/0/−1`` judging the primary description), ``n_fidelity_pairs``
+    (held-out pairs an annotator with a per-pair cost judges). Sessions: ``sessions`` (False to skip),
     ``n_sessions``, ``n_turns``, ``n_candidates``, ``n_sim_users``. Reporting: ``n_boot``.
     """
 
@@ -72,6 +79,8 @@ class EvalConfig:
     min_user_pairs: int = 10
     personalize_length: bool = True
     n_top_pairs: int = 10
+    n_examples: int = 5
+    n_describe_pairs: int = 500
     n_described: int | None = None
     describer: Callable | None = None
     annotator: Callable | None = None
@@ -123,11 +132,16 @@ def evaluate(dataset: PreferenceDataset, embedder: Any = None, config: EvalConfi
         raise ValueError(f"the protocol needs at least 20 pairs, got {len(dataset)}")
     ds, cfg = dataset, config
     timer = _Timer()
-    split = timer.run("split", split_pairs, ds, cfg)
-    pairs = timer.run("embed", embed_pairs, ds, embedder, split)
-    encoded = timer.run("encoder", train_encoder, pairs, split, cfg)
-    prediction = timer.run("prediction", predict_held_out, ds, split, pairs, encoded.codes, cfg)
-    features, recovery = timer.run("features", describe_features, ds, split, pairs, encoded, cfg)
+    # The text properties need only the texts: measured on a worker thread while the encoder
+    # and the preference models run in the core, which releases the GIL.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="likeable-texts") as pool:
+        texts = pool.submit(_timed, measure_texts, ds)
+        split = timer.run("split", split_pairs, ds, cfg)
+        pairs = timer.run("embed", embed_pairs, ds, embedder, split)
+        encoded = timer.run("encoder", train_encoder, pairs, split, cfg)
+        prediction = timer.run("prediction", predict_held_out, ds, split, pairs, encoded.codes, cfg)
+        evidence, timer.timings["text_properties"] = texts.result()
+    features, recovery = timer.run("features", describe_features, ds, split, pairs, encoded, cfg, evidence)
     personalization = sessions = None
     if ds.has_users:
         personalization = timer.run("personalization", personalize, ds, split, pairs, encoded.codes,
@@ -161,6 +175,11 @@ class _Timer:
     def finish(self) -> dict[str, float]:
         self.timings["total"] = time.perf_counter() - self.start
         return self.timings
+
+
+def _timed(step: Callable, *args):
+    start = time.perf_counter()
+    return step(*args), time.perf_counter() - start
 
 
 def _summary(ds: PreferenceDataset, split: Split) -> DatasetSummary:
@@ -221,7 +240,8 @@ def train_encoder(pairs: PairInputs, split: Split, cfg: EvalConfig) -> Encoded:
         matryoshka=None if cfg.matryoshka is None else list(cfg.matryoshka),
         normalized_mse=float(stats.normalized_mse), dead_fraction=float(stats.dead_fraction),
         mean_active=float(stats.mean_active), measured_on="test pairs",
-        best_epoch=int(getattr(encoder, "best_epoch_", -1)), encode_rows_per_s=len(delta) / max(encode_s, 1e-9))
+        best_epoch=int(getattr(encoder, "best_epoch_", -1)), encode_rows_per_s=len(delta) / max(encode_s, 1e-9),
+        epochs_run=len(getattr(encoder, "history_", ()) or ()) or None)
     return Encoded(encoder, codes, health)
 
 

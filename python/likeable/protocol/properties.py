@@ -1,7 +1,8 @@
 """Named, measurable text properties of a response, and how features go with them.
 
-A :class:`PropertyBank` measures every response once: readability with ``textstat``,
-sentiment and emotional wording with VADER (``vaderSentiment``), and short documented
+A :class:`PropertyBank` measures every response once: readability as the Coleman–Liau
+grade (counted as ``textstat`` does, see :func:`reading_grade`), sentiment and emotional
+wording with VADER (``vaderSentiment``), and short documented
 lexicons where no library exists (hedging, apology, refusal, politeness, formality, humour,
 references to earlier turns, callbacks) plus simple counts (length, questions, exclamations,
 lists and markdown, code, numbers, links, first and second person). Each feature's
@@ -26,7 +27,7 @@ from typing import Sequence
 import numpy as np
 
 __all__ = ["TextProperty", "PropertyBank", "Association", "Associations", "associations", "fisher_interval",
-           "tokenize", "LEXICONS"]
+           "tokenize", "reading_grade", "LEXICONS"]
 
 _RATE_FLOOR_WORDS = 20
 
@@ -79,6 +80,26 @@ _LINK = re.compile(r"https?://\S+|www\.\S+\.\S+")
 
 
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+_WORD_CHAR = re.compile(r"\w")
+_SENTENCE = re.compile(r"\b[^.!?]+[.!?]*")
+
+
+def reading_grade(text: str) -> float:
+    """Coleman–Liau index: US school grade from letters and sentences per 100 words.
+
+    0.0588 L − 0.296 S − 15.8 (Coleman & Liau 1975), counted as ``textstat`` counts them:
+    words are whitespace-separated tokens with a letter or digit, letters are their word
+    characters, and a sentence is a run ending in . ! or ? with more than two words (at least
+    one). Computed here because importing ``textstat`` pulls in NLTK and scipy.stats (1–2 s,
+    more than the rest of the protocol on the demo data); tests check it against textstat.
+    """
+    words = [w for w in str(text).split() if _WORD_CHAR.search(w)]
+    if not words:
+        return 0.0
+    letters = sum(len(_WORD_CHAR.findall(w)) for w in words)
+    sentences = max(1, sum(1 for s in _SENTENCE.findall(text) if len(s.split()) > 2))
+    per_100 = 100.0 / len(words)
+    return 0.0588 * letters * per_100 - 0.296 * sentences * per_100 - 15.8
 
 
 def tokenize(text: str) -> list[str]:
@@ -136,7 +157,7 @@ _PROPERTIES = (
     TextProperty("sentiment", "VADER compound sentiment (−1 negative … +1 positive)", "more positive",
                  "more negative"),
     TextProperty("formality", "formal markers minus informal words, per 100 words", "more formal", "more casual"),
-    TextProperty("knowledge level", "reading grade (Coleman–Liau index, textstat)", "harder to read",
+    TextProperty("knowledge level", "reading grade (Coleman–Liau index: US school grade)", "harder to read",
                  "easier to read"),
     TextProperty("reference to earlier turns", "mentions of the earlier conversation, per 100 words",
                  "refers back more", "refers back less"),
@@ -265,13 +286,7 @@ class PropertyBank:
 
     @staticmethod
     def _grade(text: str, n_words: int) -> float:
-        if n_words == 0:
-            return 0.0
-        # Coleman–Liau counts letters, not syllables: textstat's syllable-based indexes need
-        # NLTK's cmudict, which it would try to download on first use.
-        import textstat
-
-        return float(textstat.coleman_liau_index(text))
+        return reading_grade(text)
 
     def __repr__(self) -> str:
         return f"<likeable.PropertyBank({len(self.properties)} properties)>"
