@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Callable
 
 import numpy as np
@@ -30,6 +30,7 @@ from . import metrics
 from ..sparse import SparseCodes
 from .datasets import PreferenceDataset
 from .features import describe_features, measure_texts
+from .findings import findings, warnings
 from .personalize import personalize
 from .report import Report
 from .results import (DatasetSummary, Encoded, EncoderHealth, ModelScore, PairInputs, Prediction,
@@ -156,7 +157,7 @@ def evaluate(dataset: PreferenceDataset, embedder: Any = None, config: EvalConfi
         selected_features=prediction.selected_features, features=features, recovery=recovery,
         personalization=personalization, sessions=sessions, dataset=_summary(ds, split), config=cfg.to_dict(),
         timings_s=timings, seconds_per_10k_pairs=timings["total"] * 1e4 / len(ds))
-    return Report(result)
+    return Report(replace(result, findings=findings(result), warnings=warnings(result)))
 
 
 class _Timer:

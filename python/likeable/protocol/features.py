@@ -126,7 +126,7 @@ def describe_features(ds: PreferenceDataset, split: Split, pairs: PairInputs, en
             properties=[_link(a) for a in linked.top(j, 5)] if share[j] > 0 else None,
             descriptions=descriptions or None,
             examples=_examples(ds, corpus, column, cfg.n_examples) if share[j] > 0 else None))
-    recovery = None if correlation is None else _recovery(ds.truth, correlation, encoded.encoder)
+    recovery = None if correlation is None else _recovery(ds.truth, correlation, encoded.encoder, out)
     return out, recovery
 
 
@@ -226,8 +226,27 @@ def _attribute_correlation(truth: dict, codes: SparseCodes) -> np.ndarray | None
     return column_correlation(codes.to_dense(), difference)  # features x attributes
 
 
-def _recovery(truth: dict, correlation: np.ndarray, encoder: SparseEncoder) -> Recovery:
+def _named(truth: dict, correlation: np.ndarray, features: list[FeatureResult]) -> dict[str, bool]:
+    """Per planted attribute: does its best feature's offline description quote one of the
+    attribute's words on the side the correlation's sign says (A when positive)?"""
+    from .synthetic import ATTRIBUTE_WORDS
+
+    out = {}
+    for a, name in enumerate(truth["attribute_names"]):
+        if name not in ATTRIBUTE_WORDS or not np.isfinite(correlation[:, a]).any():
+            continue
+        j = int(np.nanargmax(np.abs(correlation[:, a])))
+        offline = next((d for d in features[j].descriptions or () if d.source == "offline"), None)
+        want = "A" if correlation[j, a] > 0 else "B"
+        lead = [p.text for p in (offline.phrases or ()) if (p.z > 0) == (want == "A")] if offline else []
+        words = {w for phrase in lead for w in phrase.split()}
+        out[name] = bool(offline is not None and offline.side == want and words & set(ATTRIBUTE_WORDS[name]))
+    return out
+
+
+def _recovery(truth: dict, correlation: np.ndarray, encoder: SparseEncoder, features: list[FeatureResult]) -> Recovery:
     names = truth["attribute_names"]
+    named = _named(truth, correlation, features)
     best = np.nanmax(np.abs(correlation), axis=0)
     # Decoder rows against the planted directions (both unit length after normalising).
     W = np.asarray(encoder.W_dec, np.float64)
@@ -236,4 +255,5 @@ def _recovery(truth: dict, correlation: np.ndarray, encoder: SparseEncoder) -> R
     return Recovery(per_attribute={n: float(b) for n, b in zip(names, best)},
                     mean_best_correlation=float(np.nanmean(best)), n_recovered_at_0_8=int((best >= 0.8).sum()),
                     direction_cosine={n: float(c) for n, c in zip(names, cosine)},
-                    directions_recovered=int((cosine > 0.9).sum()), n_planted=len(names))
+                    directions_recovered=int((cosine > 0.9).sum()), n_planted=len(names),
+                    named=named or None, n_named=sum(named.values()) if named else None)

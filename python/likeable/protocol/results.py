@@ -190,6 +190,10 @@ class Recovery:
     direction_cosine: dict[str, float] | None = None   # best |cosine| of any decoder row
     directions_recovered: int | None = None            # cosine > 0.9
     n_planted: int | None = None
+    # Whether the offline description of each attribute's best feature quotes one of the
+    # attribute's planted words on the side the feature's sign says.
+    named: dict[str, bool] | None = None
+    n_named: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
