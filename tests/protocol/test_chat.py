@@ -207,3 +207,26 @@ def test_chat_describer_against_real_local_server(llama_server, tmp_path):
     assert again.describe(corpus.examples(0, act, np.arange(6), n=2, n_contrast=1)) == got
     np.testing.assert_array_equal(again.annotate(got, corpus, np.arange(4)), judged)
     assert again.client.n_requests == 0 and again.client.n_cached == 5
+
+
+def test_protocol_with_an_llm_describer(stub_server, tmp_path):
+    """Both descriptions per described feature, each with its fidelity; the LLM's is the primary one."""
+    import likeable as lk
+
+    ds = lk.datasets.synthetic(600, 4, 8, seed=2)
+    describer = ChatDescriber(model="m", base_url=stub_server, cache_dir=tmp_path / "c", max_examples=5)
+    cfg = lk.EvalConfig(epochs=5, n_boot=50, few_shot=(5,), threads=2, n_described=2, n_fidelity_pairs=6,
+                        sessions=False, describer=describer)
+    features = lk.evaluate(ds, config=cfg).result.features
+    described = [f for f in features if f.descriptions]
+    assert len(described) == 2
+    for f in described:
+        offline, llm = f.descriptions
+        assert offline.source == "offline" and offline.fidelity_n > 6
+        assert llm.source == "llm:m" and llm.text == "A-side: Loudness" and llm.fidelity_n == 6
+        assert f.description == llm.text and f.direction.startswith("positive when A has more")
+    prompts = [c[2]["messages"][0]["content"] for c in _Stub.calls]
+    assert sum("STRONG example 5" in p for p in prompts) == 2
+    # 2 descriptions + 2 x 6 judgements; a judgement both features ask for is answered by the cache
+    judged = sum("Which response shows the property more" in p for p in prompts)
+    assert judged <= 12 and describer.client.n_requests + describer.client.n_cached == 14

@@ -126,3 +126,34 @@ def test_structure_check_finds_what_was_lost():
         ".b: out of the recorded order", ".b.c: was 'str', now 'number'"]
     assert missing(old, structure({"a": 1, "b": {"d": 1}, "e": {"f": 1}})) == [
         ".b.c: missing", ".b.d: no longer an array", ".e: no longer an array"]
+
+
+def test_synthetic_default_features_are_named_with_their_direction(default_report):
+    """The offline describer names >= 11 of the 12 planted attributes from text alone, on the
+    side the feature's sign says, every negatively oriented one included; each with a fidelity."""
+    from likeable.protocol.synthetic import ATTRIBUTE_WORDS
+
+    data = json.loads((default_report / "report.json").read_text())
+    named, negative = [], []
+    for name in data["recovery"]["per_attribute"]:
+        best = max((f for f in data["features"] if f.get("matched_attribute") == name
+                    and f.get("attribute_correlation") is not None),
+                   key=lambda f: abs(f["attribute_correlation"]))
+        offline = best["descriptions"][0]
+        assert offline["source"] == "offline" and best["description"] == offline["text"]
+        assert offline["fidelity"] is not None and offline["fidelity_n"] >= 500  # every held-out pair
+        want = "A" if best["attribute_correlation"] > 0 else "B"
+        lead = [p["text"] for p in offline.get("phrases", []) if (p["z"] > 0) == (want == "A")]
+        ok = offline["side"] == want and any(w in p.split() for p in lead for w in ATTRIBUTE_WORDS[name])
+        named.append(ok)
+        if want == "B":
+            negative.append(ok)
+        assert best["direction"].startswith(f"positive when {want} has more")
+        # examples as text in both directions, and the property associations with r
+        assert len(best["examples"]) == 10 and all(e["response_a"] and e["response_b"] for e in best["examples"])
+        assert {e["activation"] > 0 for e in best["examples"]} == {True, False}
+        assert best["properties"] and all(-1 <= p["r"] <= 1 and p["low"] <= p["r"] <= p["high"]
+                                          for p in best["properties"])
+    assert sum(named) >= 11 and negative and all(negative)
+    assert data["recovery"]["n_named"] == sum(named)
+    assert any("offline describer names" in line for line in data["findings"])

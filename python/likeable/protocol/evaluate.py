@@ -97,9 +97,13 @@ class EvalConfig:
     threads: int | None = None
 
     def to_dict(self) -> dict:
-        out = asdict(self)
-        for key in ("describer", "annotator"):
-            out[key] = None if out[key] is None else repr(out[key])
+        # Describers and annotators are written by their repr (a client holds locks and sockets;
+        # asdict would try to deep-copy it).
+        plain = {"describer", "annotator"}
+        out = asdict(replace(self, describer=None, annotator=None))
+        for key in plain:
+            value = getattr(self, key)
+            out[key] = None if value is None else repr(value)
         return out
 
 
