@@ -1,5 +1,6 @@
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -174,3 +175,31 @@ def test_two_objective_users_gain_from_personalization(request, capsys):
               f"{result['per_user_auc']:.3f}, shrunk {result['shrunk_auc']:.3f}, drift {result['drift_auc']:.3f}")
     assert result["per_user_auc"] > result["population_auc"] + 0.05
     assert result["shrunk_auc"] > result["population_auc"] + 0.05
+
+
+@pytest.mark.slow
+def test_hh_rlhf_cards_show_pairs_as_text_and_properties_with_r(request, tmp_path):
+    """Real data (HH-RLHF harmless, MiniLM): every card shows >= 5 pairs as text; every described
+    feature reports its property associations with r and an interval; the report explains itself."""
+    from conftest import shared_path
+
+    data = lk.datasets.load(shared_path("data", "hh_rlhf_harmless_test.jsonl.gz"))
+    embedder = lk.OnnxEmbedder(shared_path("models", "all-MiniLM-L6-v2"),
+                               cache_dir=request.config.cache.mkdir("likeable-minilm"))
+    report = lk.evaluate(data, embedder=embedder, config=lk.EvalConfig(progress=False))
+    r = report.result
+    active = [f for f in r.features if f.share_active]
+    assert active and all(len(f.examples) >= 5 for f in active)
+    for f in active:
+        assert all(e.response_a.strip() and e.response_b.strip() and e.prompt for e in f.examples)
+    described = [f for f in r.features if f.descriptions]
+    assert described
+    for f in described:
+        assert f.properties and all(-1 <= p.r <= 1 and p.low <= p.r <= p.high and p.n == len(data)
+                                    for p in f.properties)
+        assert f.descriptions[0].source == "offline" and f.descriptions[0].fidelity_n > 100
+    assert r.findings and r.recovery is None
+    page = Path(report.to_html(tmp_path / "hh.html")).read_text(encoding="utf-8")
+    n_cards = page.count("class='card'")
+    assert n_cards == len(active) and page.count("class='pair'") >= 5 * n_cards
+    assert "Planted attribute" not in page and "Personalization" not in page  # nothing that does not apply

@@ -71,8 +71,6 @@ def _card(f: FeatureResult, is_open: bool, synthetic: bool) -> str:
                         for p in f.properties)
         body.append(f"<h4>Goes with</h4><ul class='links'>{items}</ul>"
                     f"<p class='def'>{esc(DEFINITIONS['properties'])}</p>")
-    elif f.descriptions:
-        body.append("<p class='def'>No text property correlates with it (|r| ≥ 0.1).</p>")
     if f.examples:
         side = next((d.side for d in reversed(f.descriptions or []) if d.side), "A")
         body.append(_examples(f.examples, side))

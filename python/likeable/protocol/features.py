@@ -123,7 +123,7 @@ def describe_features(ds: PreferenceDataset, split: Split, pairs: PairInputs, en
             matched_attribute=None if matched is None else names[matched],
             attribute_correlation=None if matched is None else float(correlation[j, matched]),
             direction=None if primary is None else _direction(primary),
-            properties=[_link(a) for a in linked.top(j, 5)] if share[j] > 0 else None,
+            properties=[_link(a) for a in linked.top(j, 5, min_abs_r=0.0)] if share[j] > 0 else None,
             descriptions=descriptions or None,
             examples=_examples(ds, corpus, column, cfg.n_examples) if share[j] > 0 else None))
     recovery = None if correlation is None else _recovery(ds.truth, correlation, encoded.encoder, out)
