@@ -81,6 +81,7 @@ _LINK = re.compile(r"https?://\S+|www\.\S+\.\S+")
 
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 _WORD_CHAR = re.compile(r"\w")
+_COUNTED_WORD = re.compile(r"\S*\w\S*")  # a whitespace-separated token with a word character
 _SENTENCE = re.compile(r"\b[^.!?]+[.!?]*")
 
 
@@ -93,12 +94,13 @@ def reading_grade(text: str) -> float:
     one). Computed here because importing ``textstat`` pulls in NLTK and scipy.stats (1–2 s,
     more than the rest of the protocol on the demo data); tests check it against textstat.
     """
-    words = [w for w in str(text).split() if _WORD_CHAR.search(w)]
-    if not words:
+    text = str(text)
+    n_words = len(_COUNTED_WORD.findall(text))
+    if not n_words:
         return 0.0
-    letters = sum(len(_WORD_CHAR.findall(w)) for w in words)
+    letters = len(_WORD_CHAR.findall(text))  # tokens without a word character add none
     sentences = max(1, sum(1 for s in _SENTENCE.findall(text) if len(s.split()) > 2))
-    per_100 = 100.0 / len(words)
+    per_100 = 100.0 / n_words
     return 0.0588 * letters * per_100 - 0.296 * sentences * per_100 - 15.8
 
 
