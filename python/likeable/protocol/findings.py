@@ -31,7 +31,8 @@ DEFINITIONS = {
     "top": "top n: refitted on the n features an L1 path picks first.",
     "effect": "Effect: change in the log-odds that A is chosen per unit of activation, with the length "
               "difference held fixed (a per-feature logistic on training pairs); 95% Wald interval.",
-    "p_value": "p: two-sided test of no effect; q: Benjamini–Hochberg adjusted over all features tested.",
+    "p_value": "p: two-sided test of no effect; q (where shown): p adjusted by Benjamini–Hochberg for testing "
+               "every feature.",
     "share_active": "Active: share of all pairs on which the feature fires (either sign).",
     "fidelity": "Fidelity: correlation between the feature's activation and an annotator's judgement of the "
                 "description on held-out pairs (1 = the description tells exactly where it fires, 0 = not "
