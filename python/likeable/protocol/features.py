@@ -214,8 +214,13 @@ def _head(text: str, n: int) -> str:
 
 
 def _tail(text: str, n: int) -> str:
+    """The last ``n`` characters, starting at a word where one starts soon enough."""
     text = str(text)
-    return text if len(text) <= n else "… " + text[-n:].lstrip()
+    if len(text) <= n:
+        return text
+    cut = text[-n:]
+    space = cut.find(" ")
+    return "… " + (cut[space + 1:] if 0 <= space < 40 else cut).lstrip()
 
 
 def _attribute_correlation(truth: dict, codes: SparseCodes) -> np.ndarray | None:
