@@ -1,5 +1,8 @@
 // One validation recipe at the binding boundary (STYLE.md #4, #5): float payloads are
-// converted (forcecast, C order); id arrays are refused unless their dtype is exact.
+// converted (forcecast, C order); id arrays are refused unless their dtype is exact; arrays the
+// core writes into must be exact, C-contiguous and writeable. Every binding file takes its
+// arguments through these helpers, so each kind of argument is checked in one place.
+// Results: numpy views of vectors held by a bound result object (view_of), no copies.
 #pragma once
 
 #include <pybind11/numpy.h>
@@ -9,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "core/common.h"
+#include "core/errors.h"
 #include "core/sparse.h"
 
 namespace likeable::py_bind {
@@ -56,6 +59,27 @@ py::array_t<T> exact_vector(const py::handle& obj, const char* name) {
   return py::array_t<T>(arr);
 }
 
+// A writable, exact float32, C-contiguous array of the given shape (updated in place).
+inline float* mutable_floats(const py::handle& obj, const char* name, const std::vector<std::int64_t>& shape) {
+  if (!py::isinstance<py::array_t<float>>(obj) ||
+      !py::reinterpret_borrow<py::array>(obj).dtype().is(py::dtype::of<float>()))
+    throw py::type_error(concat(name, " must be a float32 numpy array"));
+  auto arr = py::reinterpret_borrow<py::array>(obj);
+  if (!(arr.flags() & py::array::c_style)) throw InvalidArgument(concat(name, " must be C-contiguous"));
+  if (!arr.writeable()) throw InvalidArgument(concat(name, " must be writeable"));
+  if (arr.ndim() != static_cast<py::ssize_t>(shape.size()))
+    throw InvalidArgument(concat(name, " has ", arr.ndim(), " dimensions, expected ", shape.size()));
+  for (std::size_t i = 0; i < shape.size(); ++i)
+    if (arr.shape(i) != shape[i]) throw InvalidArgument(concat(name, " has the wrong shape"));
+  return static_cast<float*>(arr.mutable_data());
+}
+
+// A count argument that sizes an output (k, n): at least `minimum`.
+inline std::int64_t count_at_least(std::int64_t value, std::int64_t minimum, const char* name) {
+  LIKEABLE_CHECK(value >= minimum, name, " must be >= ", minimum, ", got ", value);
+  return value;
+}
+
 // Holds the three CSR arrays alive and exposes a CsrView over them (no copy).
 struct __attribute__((visibility("hidden"))) CsrArrays {
   py::array_t<std::int64_t> indptr;
@@ -85,12 +109,19 @@ inline CsrArrays csr_from_codes(const py::handle& codes, bool validate = false) 
   return out;
 }
 
-// Moves a std::vector into a 1-D numpy array without copying (the array owns the vector).
+// A 1-D numpy view of a vector held by `owner` (the bound result object that holds it), which
+// the view keeps alive: results cross without a copy.
 template <class T>
-py::array_t<T> to_numpy(std::vector<T>&& vec) {
-  auto* owned = new std::vector<T>(std::move(vec));
-  py::capsule owner(owned, [](void* p) { delete static_cast<std::vector<T>*>(p); });
-  return py::array_t<T>({static_cast<py::ssize_t>(owned->size())}, {sizeof(T)}, owned->data(), owner);
+py::array_t<T> view_of(const std::vector<T>& vec, const py::handle& owner) {
+  return py::array_t<T>({static_cast<py::ssize_t>(vec.size())}, {static_cast<py::ssize_t>(sizeof(T))}, vec.data(),
+                        owner);
+}
+
+// Binds a result struct's vector member as a read-only property giving a numpy view.
+template <class Struct, class T>
+void view_property(py::class_<Struct>& cls, const char* name, std::vector<T> Struct::*member, const char* doc) {
+  cls.def_property_readonly(
+      name, [member](const py::object& self) { return view_of(self.cast<const Struct&>().*member, self); }, doc);
 }
 
 }  // namespace likeable::py_bind

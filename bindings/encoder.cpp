@@ -5,7 +5,7 @@
 #include <optional>
 
 #include "encoder/bias.h"
-#include "encoder/encoder.h"
+#include "encoder/train.h"
 #include "arrays.h"
 #include "bindings.h"
 
@@ -61,24 +61,20 @@ EncodeOptions make_options(int k, bool is_signed, bool use_threshold, int thread
   return opt;
 }
 
-// A writable, exact float32, C-contiguous array of the given shape (updated in place).
-float* mutable_floats(const py::handle& obj, const char* name, std::vector<std::int64_t> shape) {
-  if (!py::isinstance<py::array_t<float>>(obj) ||
-      !py::reinterpret_borrow<py::array>(obj).dtype().is(py::dtype::of<float>()))
-    throw py::type_error(concat(name, " must be a float32 numpy array"));
-  auto arr = py::reinterpret_borrow<py::array>(obj);
-  if (!(arr.flags() & py::array::c_style)) throw InvalidArgument(concat(name, " must be C-contiguous"));
-  if (!arr.writeable()) throw InvalidArgument(concat(name, " must be writeable"));
-  if (arr.ndim() != static_cast<py::ssize_t>(shape.size()))
-    throw InvalidArgument(concat(name, " has ", arr.ndim(), " dimensions, expected ", shape.size()));
-  for (std::size_t i = 0; i < shape.size(); ++i)
-    if (arr.shape(i) != shape[i]) throw InvalidArgument(concat(name, " has the wrong shape"));
-  return static_cast<float*>(arr.mutable_data());
-}
-
 }  // namespace
 
 void bind_encoder(py::module_& m) {
+  py::class_<ReconstructionStats> stats(m, "ReconstructionStats", "What encoder_reconstruction_stats measured.");
+  stats.def_readonly("squared_error", &ReconstructionStats::squared_error, "sum of ||x - decode(encode(x))||^2")
+      .def_readonly("squared_deviation", &ReconstructionStats::squared_deviation, "sum of ||x - mean||^2")
+      .def_readonly("n_active", &ReconstructionStats::n_active, "active entries over all rows");
+  view_property(stats, "fire_counts", &ReconstructionStats::fire_counts, "int64 per latent: rows it fired in");
+  py::class_<EpochStats>(m, "EpochStats", "What SaeTrainer.run_epoch measured.")
+      .def_readonly("loss", &EpochStats::loss, "mean reconstruction loss (normalized MSE, Matryoshka mean)")
+      .def_readonly("aux_loss", &EpochStats::aux_loss, "mean aux-K loss")
+      .def_readonly("n_batches", &EpochStats::n_batches)
+      .def_readonly("dead_fraction", &EpochStats::dead_fraction, "latents silent all epoch");
+
   m.def(
       "encoder_encode",
       [](const py::handle& X, const py::handle& W_encT, const py::handle& b_enc, const py::handle& b_dec,
@@ -87,18 +83,13 @@ void bind_encoder(py::module_& m) {
         BoundWeights w = bind_weights(W_encT, b_enc, py::none(), b_dec, threshold);
         FloatArray x = float_matrix(X, "X", w.view.n_dims);
         const EncodeOptions opt = make_options(k, is_signed, use_threshold, threads, tile_rows, tile_features);
-        CsrMatrix codes;
-        {
-          py::gil_scoped_release release;
-          codes = encode(w.view, x.data(), x.shape(0), opt);
-        }
-        return py::make_tuple(to_numpy(std::move(codes.indptr)), to_numpy(std::move(codes.indices)),
-                              to_numpy(std::move(codes.values)));
+        py::gil_scoped_release release;
+        return encode(w.view, x.data(), x.shape(0), opt);
       },
       py::arg("X"), py::arg("W_encT"), py::arg("b_enc"), py::arg("b_dec"), py::arg("threshold"),
       py::arg("k"), py::arg("signed"), py::arg("use_threshold"), py::arg("threads") = 0,
       py::arg("tile_rows") = 0, py::arg("tile_features") = 0,
-      "Sparse codes (indptr, indices, values) of X; rows sorted by feature id.");
+      "Sparse codes of X (a Csr); rows sorted by feature id.");
 
   m.def("encoder_folds_decoder_bias", &folds_decoder_bias, py::arg("n_features"), py::arg("input_bits") = 32,
         "Whether encode folds b_dec into the bias (the rule the CPU and GPU paths share).");
@@ -142,22 +133,13 @@ void bind_encoder(py::module_& m) {
         FloatArray x = float_matrix(X, "X", w.view.n_dims);
         if (mean.ndim() != 1 || mean.shape(0) != w.view.n_dims) throw InvalidArgument("mean must have d entries");
         const EncodeOptions opt = make_options(k, is_signed, use_threshold, threads, 0, 0);
-        ReconstructionStats stats;
-        {
-          py::gil_scoped_release release;
-          stats = reconstruction_stats(w.view, x.data(), x.shape(0), mean.data(), opt);
-        }
-        py::dict out;
-        out["squared_error"] = stats.squared_error;
-        out["squared_deviation"] = stats.squared_deviation;
-        out["n_active"] = stats.n_active;
-        out["fire_counts"] = to_numpy(std::move(stats.fire_counts));
-        return out;
+        py::gil_scoped_release release;
+        return reconstruction_stats(w.view, x.data(), x.shape(0), mean.data(), opt);
       },
       py::arg("X"), py::arg("W_encT"), py::arg("b_enc"), py::arg("W_dec"), py::arg("b_dec"),
       py::arg("threshold"), py::arg("mean"), py::arg("k"), py::arg("signed"), py::arg("use_threshold"),
       py::arg("threads") = 0,
-      "Squared reconstruction error, squared deviation from `mean`, and per-latent fire counts.");
+      "Squared reconstruction error, squared deviation from `mean`, and per-latent fire counts (ReconstructionStats).");
 
   py::class_<SaeTrainer>(m, "SaeTrainer", "Adam state and dead-latent counters of one SAE fit.")
       .def(py::init([](std::int64_t n_dims, std::int64_t n_features, int k, bool batch_topk, bool is_signed,
@@ -195,21 +177,12 @@ void bind_encoder(py::module_& m) {
             if (!threshold.is_none()) w.threshold = mutable_floats(threshold, "threshold", {M});
             FloatArray x = float_matrix(X, "X", d);
             auto rows = exact_vector<std::int64_t>(order, "order");
-            EpochStats stats;
-            {
-              py::gil_scoped_release release;
-              stats = self.run_epoch(w, x.data(), x.shape(0), rows.data(), rows.shape(0), batch_size, norm);
-            }
-            py::dict out;
-            out["loss"] = stats.loss;
-            out["aux_loss"] = stats.aux_loss;
-            out["n_batches"] = stats.n_batches;
-            out["dead_fraction"] = stats.dead_fraction;
-            return out;
+            py::gil_scoped_release release;
+            return self.run_epoch(w, x.data(), x.shape(0), rows.data(), rows.shape(0), batch_size, norm);
           },
           py::arg("W_encT"), py::arg("b_enc"), py::arg("W_dec"), py::arg("b_dec"), py::arg("threshold"),
           py::arg("X"), py::arg("order"), py::arg("batch_size"), py::arg("norm"),
-          "One epoch over X[order] in batches; updates the weight arrays in place.");
+          "One epoch over X[order] in batches; updates the weight arrays in place (EpochStats).");
 }
 
 }  // namespace likeable::py_bind

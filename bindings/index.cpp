@@ -6,8 +6,9 @@
 
 #include <algorithm>
 
-#include "index/index.h"
 #include "core/io.h"
+#include "index/brute_force.h"
+#include "index/index.h"
 #include "arrays.h"
 #include "bindings.h"
 
@@ -18,31 +19,40 @@ namespace {
 using IdArray = py::array_t<std::int64_t>;
 using ScoreArray = py::array_t<float>;
 
-std::pair<IdArray, ScoreArray> run_search(const SparseIndex* index, const py::handle& queries, bool dense,
-                                          const SearchParams& params) {
-  QueryBatch batch;
-  batch.n_cols = index->n_cols();
+// A query batch argument: dense rows (float32, n_cols columns) or CSR codes (validated).
+struct QueryArrays {
   CsrArrays sparse;
-  FloatArray dense_arr;
+  FloatArray dense;
+  QueryBatch batch;
+};
+QueryArrays query_arrays(const py::handle& queries, bool dense, std::int64_t n_cols) {
+  QueryArrays out;
+  out.batch.n_cols = n_cols;
   if (dense) {
-    dense_arr = float_matrix(queries, "queries", index->n_cols());
-    batch.dense = dense_arr.data();
-    batch.n_queries = dense_arr.shape(0);
+    out.dense = float_matrix(queries, "queries", n_cols);
+    out.batch.dense = out.dense.data();
+    out.batch.n_queries = out.dense.shape(0);
   } else {
-    sparse = csr_from_codes(queries, true);
-    LIKEABLE_CHECK(sparse.view.n_cols == index->n_cols(), "queries have ", sparse.view.n_cols,
-                   " features, the index has ", index->n_cols());
-    batch.sparse = &sparse.view;
-    batch.n_queries = sparse.view.n_rows;
+    out.sparse = csr_from_codes(queries, true);
+    LIKEABLE_CHECK(out.sparse.view.n_cols == n_cols, "queries have ", out.sparse.view.n_cols,
+                   " features, expected ", n_cols);
+    out.batch.sparse = &out.sparse.view;
+    out.batch.n_queries = out.sparse.view.n_rows;
   }
-  LIKEABLE_CHECK(params.k >= 1, "k must be >= 1, got ", params.k);
-  IdArray ids({static_cast<py::ssize_t>(batch.n_queries), static_cast<py::ssize_t>(params.k)});
-  ScoreArray scores({static_cast<py::ssize_t>(batch.n_queries), static_cast<py::ssize_t>(params.k)});
+  return out;
+}
+
+// (ids, scores), n_queries x k each, allocated here and filled by `search` without the GIL.
+template <class Search>
+std::pair<IdArray, ScoreArray> top_k(const QueryBatch& batch, std::int64_t k, Search&& search) {
+  count_at_least(k, 1, "k");
+  IdArray ids({static_cast<py::ssize_t>(batch.n_queries), static_cast<py::ssize_t>(k)});
+  ScoreArray scores({static_cast<py::ssize_t>(batch.n_queries), static_cast<py::ssize_t>(k)});
   std::int64_t* ids_ptr = ids.mutable_data();
   float* scores_ptr = scores.mutable_data();
   {
     py::gil_scoped_release release;
-    index->search(batch, params, ids_ptr, scores_ptr);
+    search(ids_ptr, scores_ptr);
   }
   return {ids, scores};
 }
@@ -64,7 +74,7 @@ void bind_index(py::module_& m) {
              p.seed = seed;
              p.threads = threads;
              py::gil_scoped_release release;
-             return std::make_shared<SparseIndex>(arrays.view, p);
+             return SparseIndex::build(arrays.view, p);
            }),
            py::arg("codes"), py::arg("approximate"), py::arg("n_postings"), py::arg("block_fraction"),
            py::arg("summary_energy"), py::arg("doc_cut"), py::arg("seed"), py::arg("threads"))
@@ -77,10 +87,11 @@ void bind_index(py::module_& m) {
             p.query_cut = query_cut;
             p.heap_factor = heap_factor;
             p.threads = threads;
-            return run_search(&self, queries, dense, p);
+            const QueryArrays q = query_arrays(queries, dense, self.n_cols());
+            return top_k(q.batch, k, [&](std::int64_t* ids, float* scores) { self.search(q.batch, p, ids, scores); });
           },
           py::arg("queries"), py::arg("dense"), py::arg("k"), py::arg("query_cut"), py::arg("heap_factor"),
-          py::arg("threads"))
+          py::arg("threads"), "(ids, scores), each n_queries x k (the order of likeable.SparseIndex.search).")
       .def(
           "top_activations",
           [](const SparseIndex& self, std::int32_t feature, std::int64_t n, int sign) {
@@ -90,24 +101,25 @@ void bind_index(py::module_& m) {
               py::gil_scoped_release release;
               self.top_activations(feature, n, sign, rows, values);
             }
-            return std::make_pair(to_numpy(std::move(rows)), to_numpy(std::move(values)));
+            return std::make_pair(py::array_t<std::int64_t>(rows.size(), rows.data()),
+                                  py::array_t<float>(values.size(), values.data()));
           },
-          py::arg("feature"), py::arg("n"), py::arg("sign"))
+          py::arg("feature"), py::arg("n"), py::arg("sign"),
+          "(rows, values) (the order of likeable.SparseIndex.top_activations).")
       .def(
           "forward_csr",
           [](const SparseIndex& self) -> py::object {
             const CsrView v = self.forward_view();
             if (v.indptr == nullptr) return py::none();
-            const auto nnz = static_cast<py::ssize_t>(v.nnz());
-            py::array_t<std::int32_t> indices(nnz);
-            py::array_t<float> values(nnz);
-            if (nnz > 0) {  // an empty index may hold null arrays
-              std::copy_n(v.indices, nnz, indices.mutable_data());
-              std::copy_n(v.values, nnz, values.mutable_data());
-            }
-            return py::make_tuple(py::array_t<std::int64_t>(v.n_rows + 1, v.indptr), indices, values);
+            CsrMatrix copy;  // the index may be memory-mapped: the caller gets its own arrays
+            copy.n_rows = v.n_rows;
+            copy.n_cols = v.n_cols;
+            copy.indptr.assign(v.indptr, v.indptr + v.n_rows + 1);
+            copy.indices.assign(v.indices, v.indices + v.nnz());
+            copy.values.assign(v.values, v.values + v.nnz());
+            return py::cast(std::move(copy));
           },
-          "Copies of the float32 forward CSR (indptr, indices, values), or None when it is compact.")
+          "A copy of the float32 forward index as a Csr, or None where it is held compact.")
       .def("to_bytes",
            [](const SparseIndex& self) {
              std::vector<std::uint8_t> bytes;
@@ -166,39 +178,16 @@ void bind_index(py::module_& m) {
       });
 
   m.def(
-      "_crc32c", [](const py::bytes& data) { std::string_view v = data; return io::crc32c(v.data(), v.size()); },
-      py::arg("data"), "CRC32C of bytes (the index file checksum; exposed for tests).");
-  m.def(
       "brute_force_search",
       [](const py::handle& codes, const py::handle& queries, bool dense, std::int64_t k, int threads) {
-        CsrArrays base = csr_from_codes(codes, false);
-        QueryBatch batch;
-        batch.n_cols = base.view.n_cols;
-        CsrArrays sparse;
-        FloatArray dense_arr;
-        if (dense) {
-          dense_arr = float_matrix(queries, "queries", base.view.n_cols);
-          batch.dense = dense_arr.data();
-          batch.n_queries = dense_arr.shape(0);
-        } else {
-          sparse = csr_from_codes(queries, true);
-          batch.sparse = &sparse.view;
-          batch.n_queries = sparse.view.n_rows;
-          batch.n_cols = sparse.view.n_cols;
-        }
-        LIKEABLE_CHECK(k >= 1, "k must be >= 1, got ", k);
-        IdArray ids({static_cast<py::ssize_t>(batch.n_queries), static_cast<py::ssize_t>(k)});
-        ScoreArray scores({static_cast<py::ssize_t>(batch.n_queries), static_cast<py::ssize_t>(k)});
-        std::int64_t* ids_ptr = ids.mutable_data();
-        float* scores_ptr = scores.mutable_data();
-        {
-          py::gil_scoped_release release;
-          brute_force_search(base.view, batch, k, threads, ids_ptr, scores_ptr);
-        }
-        return std::make_pair(ids, scores);
+        const CsrArrays base = csr_from_codes(codes, false);
+        const QueryArrays q = query_arrays(queries, dense, base.view.n_cols);
+        return top_k(q.batch, k, [&](std::int64_t* ids, float* scores) {
+          brute_force_search(base.view, q.batch, k, threads, ids, scores);
+        });
       },
       py::arg("codes"), py::arg("queries"), py::arg("dense"), py::arg("k"), py::arg("threads"),
-      "Reference search: float64 dot products with every row (slow; for tests).");
+      "Reference search: float64 dot products with every row (slow; for tests). (ids, scores).");
 }
 
 }  // namespace likeable::py_bind

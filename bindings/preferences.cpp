@@ -3,7 +3,8 @@
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
 
-#include "preferences/preferences.h"
+#include "preferences/logistic.h"
+#include "preferences/user_offsets.h"
 #include "preferences/scoring.h"
 #include "arrays.h"
 #include "bindings.h"
@@ -11,10 +12,11 @@
 namespace likeable::py_bind {
 namespace {
 
-template <class T>
-py::array_t<T> copy_to_numpy(const std::vector<T>& v) {
-  return to_numpy(std::vector<T>(v));
-}
+// fit_user_offsets' result: the offsets matrix (allocated here, filled by the core).
+struct UserOffsets {
+  py::array_t<float> offsets;
+  std::int64_t n_not_converged = 0;
+};
 
 // Optional dense controls: None -> zero columns.
 struct Controls {
@@ -41,6 +43,31 @@ scoring::UserWeights user_weights(const FloatArray& population, const FloatArray
 }  // namespace
 
 void bind_preferences(py::module_& m) {
+  py::class_<prefs::LogisticFit> fit(m, "LogisticFit", "A fit_logistic result (also its warm start).");
+  fit.def(py::init([](const std::vector<double>& coef, const std::vector<double>& control_coef, double intercept) {
+            prefs::LogisticFit start;
+            start.coef = coef;
+            start.control_coef = control_coef;
+            start.intercept = intercept;
+            return start;
+          }),
+          py::arg("coef"), py::arg("control_coef"), py::arg("intercept"),
+          "A warm start from known coefficients (copied).");
+  view_property(fit, "coef", &prefs::LogisticFit::coef, "float64 per feature");
+  view_property(fit, "control_coef", &prefs::LogisticFit::control_coef, "float64 per control");
+  fit.def_readonly("intercept", &prefs::LogisticFit::intercept)
+      .def_readonly("n_iter", &prefs::LogisticFit::n_iter, "outer (Newton) iterations run")
+      .def_readonly("converged", &prefs::LogisticFit::converged);
+  py::class_<UserOffsets>(m, "UserOffsets", "A fit_user_offsets result.")
+      .def_readonly("offsets", &UserOffsets::offsets, "float32, n_users x n_features")
+      .def_readonly("n_not_converged", &UserOffsets::n_not_converged, "users whose Newton solve did not converge");
+  py::class_<prefs::FeatureEffects> fx(m, "FeatureEffects", "A feature_effects result: per feature.");
+  view_property(fx, "coef", &prefs::FeatureEffects::coef, "float64");
+  view_property(fx, "std_error", &prefs::FeatureEffects::std_error, "float64 (NaN where the feature is never active)");
+  view_property(fx, "z", &prefs::FeatureEffects::z, "float64");
+  view_property(fx, "p_value", &prefs::FeatureEffects::p_value, "float64, two-sided");
+  view_property(fx, "n_active", &prefs::FeatureEffects::n_active, "int64 rows where the feature is non-zero");
+
   m.def(
       "fit_logistic",
       [](const py::handle& codes, const py::object& controls_obj, const py::handle& labels_obj,
@@ -51,27 +78,17 @@ void bind_preferences(py::module_& m) {
         auto labels = float_vector(labels_obj, "labels", csr.view.n_rows);
         FloatArray offset;
         if (!offset_obj.is_none()) offset = float_vector(offset_obj, "row_offset", csr.view.n_rows);
-        prefs::LogisticFit init;
         const bool warm = !init_obj.is_none();
-        if (warm) {
-          auto tup = init_obj.cast<py::tuple>();
-          init.coef = tup[0].cast<std::vector<double>>();
-          init.control_coef = tup[1].cast<std::vector<double>>();
-          init.intercept = tup[2].cast<double>();
-        }
+        prefs::LogisticFit init;
+        if (warm) init = init_obj.cast<prefs::LogisticFit>();  // a copy: the solve runs without the GIL
         prefs::LogisticOptions opts{l2, l1, fit_intercept, max_iter, tol};
-        prefs::LogisticFit fit;
-        {
-          py::gil_scoped_release release;
-          fit = prefs::fit_logistic(csr.view, ctl.data, ctl.cols, labels.data(),
-                                    offset_obj.is_none() ? nullptr : offset.data(), opts, warm ? &init : nullptr);
-        }
-        return py::make_tuple(copy_to_numpy(fit.coef), copy_to_numpy(fit.control_coef), fit.intercept,
-                              fit.n_iter, fit.converged);
+        py::gil_scoped_release release;
+        return prefs::fit_logistic(csr.view, ctl.data, ctl.cols, labels.data(),
+                                   offset_obj.is_none() ? nullptr : offset.data(), opts, warm ? &init : nullptr);
       },
       py::arg("codes"), py::arg("controls"), py::arg("labels"), py::arg("row_offset"), py::arg("l2"),
       py::arg("l1"), py::arg("fit_intercept"), py::arg("max_iter"), py::arg("tol"), py::arg("init") = py::none(),
-      "Regularised logistic fit (IRLS + coordinate descent). Returns (coef, control_coef, intercept, n_iter, converged).");
+      "Regularised logistic fit (IRLS + coordinate descent), warm-started from `init` (a LogisticFit). A LogisticFit.");
 
   m.def(
       "fit_user_offsets",
@@ -89,17 +106,17 @@ void bind_preferences(py::module_& m) {
         py::array_t<float> offsets({n_users, csr.view.n_cols});
         float* out = offsets.mutable_data();
         prefs::UserFitOptions opts{shrinkage, max_iter, tol, threads};
-        std::int64_t not_converged = 0;
+        UserOffsets result{offsets, 0};
         {
           py::gil_scoped_release release;
-          not_converged = prefs::fit_user_offsets(csr.view, base.data(), labels.data(), row_ptr.data(),
-                                                  rows.data(), n_users, out, opts);
+          result.n_not_converged = prefs::fit_user_offsets(csr.view, base.data(), labels.data(), row_ptr.data(),
+                                                           rows.data(), n_users, out, opts);
         }
-        return py::make_tuple(offsets, not_converged);
+        return result;
       },
       py::arg("codes"), py::arg("base_logit"), py::arg("labels"), py::arg("row_ptr"), py::arg("rows"),
       py::arg("shrinkage"), py::arg("max_iter"), py::arg("tol"), py::arg("threads") = 0,
-      "Batched per-user offsets (Newton per user). Returns (offsets n_users x n_features, n_not_converged).");
+      "Batched per-user offsets (Newton per user). A UserOffsets.");
 
   m.def(
       "feature_effects",
@@ -108,23 +125,13 @@ void bind_preferences(py::module_& m) {
         auto csr = csr_from_codes(codes);
         auto ctl = controls_from(controls_obj, csr.view.n_rows);
         auto labels = float_vector(labels_obj, "labels", csr.view.n_rows);
-        prefs::FeatureEffects fx;
-        {
-          py::gil_scoped_release release;
-          fx = prefs::feature_effects(csr.view, ctl.data, ctl.cols, labels.data(), l2, fit_intercept, max_iter,
-                                      tol, threads);
-        }
-        py::dict out;
-        out["coef"] = to_numpy(std::move(fx.coef));
-        out["std_error"] = to_numpy(std::move(fx.std_error));
-        out["z"] = to_numpy(std::move(fx.z));
-        out["p_value"] = to_numpy(std::move(fx.p_value));
-        out["n_active"] = to_numpy(std::move(fx.n_active));
-        return out;
+        py::gil_scoped_release release;
+        return prefs::feature_effects(csr.view, ctl.data, ctl.cols, labels.data(), l2, fit_intercept, max_iter, tol,
+                                      threads);
       },
       py::arg("codes"), py::arg("controls"), py::arg("labels"), py::arg("l2"), py::arg("fit_intercept"),
       py::arg("max_iter"), py::arg("tol"), py::arg("threads") = 0,
-      "Per-feature logistic (feature + controls) with Hessian standard errors and two-sided p-values.");
+      "Per-feature logistic (feature + controls) with Hessian standard errors and two-sided p-values (FeatureEffects).");
 
   m.def(
       "score_users_items",

@@ -4,7 +4,7 @@
 
 #include <limits>
 
-#include "core/common.h"
+#include "core/errors.h"
 
 namespace likeable::blas {
 namespace {

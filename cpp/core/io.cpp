@@ -9,9 +9,9 @@
 #include <cerrno>
 #include <cstring>
 
-#if defined(__x86_64__) || defined(__i386__)
+#include "core/simd.h"
+#ifdef LIKEABLE_X86_KERNELS
 #include <nmmintrin.h>
-#define LIKEABLE_X86 1
 #endif
 
 namespace likeable::io {
@@ -65,7 +65,7 @@ std::uint32_t crc32c_table(const std::uint8_t* p, std::size_t n, std::uint32_t c
   return crc;
 }
 
-#ifdef LIKEABLE_X86
+#ifdef LIKEABLE_X86_KERNELS
 // Hand-written because zlib's crc32 is ~1 GB/s and the hardware instruction is ~10x that:
 // checksumming a multi-GB index on load must not dominate the load.
 __attribute__((target("sse4.2"))) std::uint32_t crc32c_hw(const std::uint8_t* p, std::size_t n,
@@ -146,9 +146,8 @@ void write_all(int fd, const std::uint8_t* p, std::size_t n, const std::string& 
 std::uint32_t crc32c(const void* data, std::size_t n, std::uint32_t crc) {
   const auto* p = static_cast<const std::uint8_t*>(data);
   crc = ~crc;
-#ifdef LIKEABLE_X86
-  static const bool has_sse42 = __builtin_cpu_supports("sse4.2");
-  crc = has_sse42 ? crc32c_hw(p, n, crc) : crc32c_table(p, n, crc);
+#ifdef LIKEABLE_X86_KERNELS
+  crc = simd::use(simd::kSse42) ? crc32c_hw(p, n, crc) : crc32c_table(p, n, crc);
 #else
   crc = crc32c_table(p, n, crc);
 #endif

@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "core/common.h"
+#include "core/errors.h"
 
 namespace likeable::io {
 

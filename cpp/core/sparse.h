@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "core/common.h"
+#include "core/errors.h"
 
 namespace likeable {
 

@@ -1,5 +1,5 @@
 // How encode forms the pre-activation a = (x - b_dec) @ W_enc + b_enc. One rule and one fold
-// for the CPU path (encoder.cpp) and the GPU path (likeable._gpu, through the binding), so the
+// for the CPU path (encode.cpp) and the GPU path (likeable._gpu, through the binding), so the
 // two compute the same numbers the same way.
 #pragma once
 

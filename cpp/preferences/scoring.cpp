@@ -2,11 +2,14 @@
 
 #include <cmath>
 #include <cstring>
+#include <vector>
 
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#include "core/parallel.h"
+#include "core/simd.h"
+
+#ifdef LIKEABLE_X86_KERNELS
 #include <immintrin.h>
 #endif
-#include <vector>
 
 namespace likeable::scoring {
 namespace {
@@ -34,7 +37,8 @@ static_assert(kUserTile == 32, "accumulate_items holds a tile in four 8-float ve
 
 // acc[i] (32 floats) += sum over item i's entries q in [ptr[i], ptr[i+1]) of val[q] * wt[feat[q]],
 // for items [0, n). The body is compiled twice, for AVX2+FMA and for baseline x86-64, and picked
-// at run time (GCC's target_clones("arch=haswell") tests the CPU model and skips AMD CPUs).
+// at run time by the core's switch (GCC's target_clones("arch=haswell") tests the CPU model and
+// skips AMD CPUs).
 // Named accumulators and vector loads: arrays + memcpy made GCC spill to the stack.
 #define LIKEABLE_ACCUMULATE_ITEMS_BODY                                                              \
   for (std::int64_t i = 0; i < n; ++i) {                                                          \
@@ -55,15 +59,14 @@ static_assert(kUserTile == 32, "accumulate_items holds a tile in four 8-float ve
     }                                                                                              \
   }
 
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+constexpr unsigned kAvx2Fma = simd::kAvx2 | simd::kFma;
+
+#ifdef LIKEABLE_X86_KERNELS
 __attribute__((target("avx2,fma")))
 void accumulate_items_avx2(const float* wt, std::int64_t n, const std::int64_t* ptr, const std::int32_t* feat,
                            const float* val, float* acc, bool first) {
   LIKEABLE_ACCUMULATE_ITEMS_BODY
 }
-const bool kHasAvx2Fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#else
-const bool kHasAvx2Fma = false;
 #endif
 
 void accumulate_items_portable(const float* wt, std::int64_t n, const std::int64_t* ptr,
@@ -72,9 +75,11 @@ void accumulate_items_portable(const float* wt, std::int64_t n, const std::int64
 }
 
 inline void accumulate_items(const float* wt, std::int64_t n, const std::int64_t* ptr, const std::int32_t* feat,
-                             const float* val, float* acc, bool first) {
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-  if (kHasAvx2Fma) return accumulate_items_avx2(wt, n, ptr, feat, val, acc, first);
+                             const float* val, float* acc, bool first, bool use_avx2) {
+#ifdef LIKEABLE_X86_KERNELS
+  if (use_avx2) return accumulate_items_avx2(wt, n, ptr, feat, val, acc, first);
+#else
+  (void)use_avx2;
 #endif
   accumulate_items_portable(wt, n, ptr, feat, val, acc, first);
 }
@@ -97,7 +102,7 @@ void transpose_tile_portable(const float* const* src, std::int64_t width, const 
   }
 }
 
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#ifdef LIKEABLE_X86_KERNELS
 __attribute__((target("avx2,fma")))
 void transpose_tile_avx2(const float* const* src, std::int64_t width, const float* population,
                          std::int64_t f0, std::int64_t f1, float* wt) {
@@ -142,9 +147,11 @@ void transpose_tile_avx2(const float* const* src, std::int64_t width, const floa
 #endif
 
 inline void transpose_tile(const float* const* src, std::int64_t width, const float* population,
-                           std::int64_t f0, std::int64_t f1, float* wt) {
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-  if (kHasAvx2Fma) return transpose_tile_avx2(src, width, population, f0, f1, wt);
+                           std::int64_t f0, std::int64_t f1, float* wt, bool use_avx2) {
+#ifdef LIKEABLE_X86_KERNELS
+  if (use_avx2) return transpose_tile_avx2(src, width, population, f0, f1, wt);
+#else
+  (void)use_avx2;
 #endif
   transpose_tile_portable(src, width, population, f0, f1, wt);
 }
@@ -186,6 +193,7 @@ void score_users_items(const UserWeights& weights, const std::int64_t* user_rows
       }
   }
   const std::int64_t n_tiles = (n_users + kUserTile - 1) / kUserTile;
+  const bool use_avx2 = simd::use(kAvx2Fma);
   threads = resolve_threads(threads);
   std::vector<std::vector<float>> acc_of(threads), wt_of(threads);
   parallel_for(n_tiles, 1, threads, [&](std::int64_t tb, std::int64_t te, int tid) {
@@ -204,9 +212,9 @@ void score_users_items(const UserWeights& weights, const std::int64_t* user_rows
         const std::int64_t block = std::min(n_items - i0, kItemBlock);
         for (std::int64_t fb = 0; fb < n_fblocks; ++fb) {
           const std::int64_t f0 = fb * kFeatureBlock, f1 = std::min(m, f0 + kFeatureBlock);
-          transpose_tile(off, width, weights.population, f0, f1, wt.data());
+          transpose_tile(off, width, weights.population, f0, f1, wt.data(), use_avx2);
           accumulate_items(wt.data(), block, ptr.data() + fb * (n_items + 1) + i0, feat.data(), val.data(),
-                           acc.data(), fb == 0);
+                           acc.data(), fb == 0, use_avx2);
         }
         for (std::int64_t u = 0; u < width; ++u) {
           float* dst = out + (u0 + u) * n_items + i0;

@@ -4,7 +4,8 @@
 
 #include <cstdint>
 
-#include "core/common.h"
+#include "core/errors.h"
+#include "core/parallel.h"
 #include "core/sparse.h"
 
 namespace likeable::scoring {

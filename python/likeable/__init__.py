@@ -44,7 +44,9 @@ from .preferences import (DriftWeights, FeatureEffects, PreferenceModel, Selecti
 from .sparse import SparseCodes  # noqa: E402
 from . import gpu  # noqa: E402
 from .protocol import datasets  # noqa: E402
-from .protocol.embed import OnnxEmbedder  # noqa: E402
+from .protocol.embed import (CallableEmbedder, Embedder, OnnxEmbedder,  # noqa: E402
+                             SentenceTransformerEmbedder, as_embedder)
+from .protocol.embed_http import OpenAIEmbedder  # noqa: E402
 from .protocol.evaluate import EvalConfig, evaluate  # noqa: E402
 from .protocol.report import Report  # noqa: E402
 
@@ -59,6 +61,11 @@ __all__ = [
     "EvalConfig",
     "evaluate",
     "OnnxEmbedder",
+    "OpenAIEmbedder",
+    "CallableEmbedder",
+    "SentenceTransformerEmbedder",
+    "Embedder",
+    "as_embedder",
     "Report",
     "datasets",
     "gpu",

@@ -30,6 +30,15 @@ def _with_sklearn_base(base: type) -> type:
     return type("NotFittedError", (NotFittedError, base), {"__module__": "likeable", "__doc__": NotFittedError.__doc__})
 
 
+class ArgumentError(ValueError):
+    """A bad argument, told in the caller's terms: ``str()`` names Python arguments
+    (``columns={'label': ...}``), ``cli_message`` the command-line flags (``--columns label=COL``)."""
+
+    def __init__(self, message: str, cli: str | None = None) -> None:
+        super().__init__(message)
+        self.cli_message = message if cli is None else cli
+
+
 class _ComplexDataError(TypeError, ValueError):
     """Complex numbers where real ones are needed: a TypeError, and the ValueError scikit-learn expects."""
 
@@ -96,16 +105,63 @@ def _is_scipy_sparse(X: Any) -> bool:
     return sp.issparse(X)
 
 
+# Label words every entry point understands (the data loader, fit, the CLI's --labels).
+LABEL_WORDS = {"a": 1.0, "b": 0.0, "tie": 0.5, "true": 1.0, "false": 0.0}
+
+
+def label_value(value: Any) -> float | None:
+    """1.0 (A preferred), 0.0 (B), 0.5 (tie) for a label value or word; None when not a label."""
+    if isinstance(value, (bytes, np.bytes_)):
+        value = value.decode("utf-8", "replace")
+    if isinstance(value, str):
+        key = value.strip().lower()
+        if key in LABEL_WORDS:
+            return LABEL_WORDS[key]
+        try:
+            value = float(key)
+        except ValueError:
+            return None
+    if isinstance(value, (bool, np.bool_)):
+        return float(value)
+    if isinstance(value, numbers.Real) and value in (0, 0.5, 1):
+        return float(value)
+    return None
+
+
+def _preference_words(arr: np.ndarray, name: str) -> np.ndarray | None:
+    """Labels written as the loader's words ('A'/'B', 'true'/'false') as float32 1/0; None when
+    ``arr`` is not all such words (then it is read as any other labels)."""
+    if arr.dtype.kind not in "OUS" or arr.size == 0:
+        return None
+    values = [label_value(v) if isinstance(v, (str, bytes, np.str_, np.bytes_)) else None for v in arr.tolist()]
+    if any(v is None for v in values):
+        return None
+    if 0.5 in values:
+        i = values.index(0.5)
+        raise ValueError(f"{name}[{i}] is {arr.tolist()[i]!r}, a tie; ties are not used for fitting: drop them")
+    return np.asarray(values, np.float32)
+
+
 def binary_labels(y: Any, n: int, name: str = "y") -> tuple[np.ndarray, np.ndarray]:
     """(classes_, labels as float32 0/1) for a preference model's targets.
 
     0/1 (or bool) labels keep their meaning, 1 = the first response preferred, even when one
-    side never wins; any other two distinct values are read as scikit-learn reads them (sorted,
-    the second is the positive class).
+    side never wins, and so do the loader's words: 'A'/'B' (any case) and 'true'/'false' give
+    ``classes_ = ['B', 'A']`` (the preferred-A class second, as the loader reads them). Any
+    other two distinct values are read as scikit-learn reads them (sorted, the second is the
+    positive class).
     """
     if y is None:
         raise ValueError("a preference model requires y to be passed, but the target y is None")
     arr = np.asarray(y)
+    words = _preference_words(arr, name) if arr.ndim == 1 else None
+    if words is not None:  # 'A' means the first response won, whatever sorting says
+        if words.shape[0] != n:
+            raise ValueError(f"{name} has length {words.shape[0]} but there are {n} rows")
+        spellings = {side: set(arr[words == side].tolist()) for side in (0.0, 1.0)}
+        if all(len(s) == 1 for s in spellings.values()):  # classes_ in the caller's words, B-side first
+            return np.array([spellings[0.0].pop(), spellings[1.0].pop()]), words
+        return np.array([0, 1]), words
     if arr.ndim == 2 and arr.shape[1] == 1:
         _warn_column_vector(name)
         arr = arr.ravel()
@@ -150,17 +206,24 @@ def _warn_column_vector(name: str) -> None:
 
 
 def as_labels(y: Any, n: int, name: str = "labels") -> np.ndarray:
-    """Binary labels as float32 0/1, length ``n``."""
+    """Binary labels as float32 0/1, length ``n``: numbers, booleans or the words 'A'/'B'."""
     arr = np.asarray(y)
     if arr.ndim != 1:
         raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
     if arr.shape[0] != n:
         raise ValueError(f"{name} has length {arr.shape[0]} but there are {n} rows")
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-        raise TypeError(f"{name} must be numeric 0/1, got dtype {arr.dtype}")
+    words = _preference_words(arr, name)
+    if words is not None:
+        return words
+    if arr.dtype.kind in "OUS":
+        bad = next((v for v in arr.tolist() if label_value(v) not in (0.0, 1.0)), arr[0])
+        raise ValueError(f"{name} must be 1/'A' (A chosen) or 0/'B' (B chosen), found {bad!r}")
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise TypeError(f"{name} must be 0/1 or 'A'/'B', got dtype {arr.dtype}")
     if arr.size and not np.isin(arr, (0, 1)).all():
         bad = arr[~np.isin(arr, (0, 1))][0]
-        raise ValueError(f"{name} must be 0 or 1, found {bad!r}")
+        hint = " (ties are not used for fitting: drop them)" if bad == 0.5 else ""
+        raise ValueError(f"{name} must be 0 or 1, found {bad!r}{hint}")
     return arr.astype(np.float32)
 
 

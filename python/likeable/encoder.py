@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Sequence
 
@@ -15,7 +16,8 @@ from ._gpu.device import dispatch
 from ._io import tensors_from_bytes, tensors_to_bytes
 from ._memory import check_allocation
 from ._persistence import Persistent
-from ._validation import not_fitted, as_float32_matrix, check_positive_int, resolve_threads
+from ._threshold import calibrated_threshold
+from ._validation import as_float32_matrix, check_positive_int, fspath, not_fitted, resolve_threads
 from .sparse import SparseCodes, as_sparse_codes
 
 FORMAT_VERSION = 1
@@ -272,10 +274,10 @@ class SparseEncoder(Estimator, Persistent):
         X = as_float32_matrix(X, "X", n_cols=self.n_dims_, check_finite=False, owner="SparseEncoder")
         # codes (8 bytes per kept entry) plus the per-row top-K scratch held while encoding
         check_allocation(X.shape[0] * (k * 20 + 8), f"encoding {X.shape[0]} rows")
-        indptr, indices, values = _core.encoder_encode(
+        out = _core.encoder_encode(
             X, self._W_encT, self._b_enc, self._b_dec, self._threshold, k, bool(self.signed),
             use_threshold, self._threads(threads))
-        return SparseCodes(indptr, indices, values, (X.shape[0], self.n_features), validate=False)
+        return SparseCodes(out.indptr, out.indices, out.values, out.shape, validate=False)
 
     def decode(self, codes: Any, *, threads: int | None = None, device: str | None = None) -> np.ndarray:
         """Reconstruction ``codes @ W_dec + b_dec`` as float32 (n x d).
@@ -309,7 +311,7 @@ class SparseEncoder(Estimator, Persistent):
         return self.fit(X, y, **fit_params).transform(X)
 
     # --- health numbers -------------------------------------------------------------------
-    def _raw_stats(self, X: np.ndarray, mean: np.ndarray, threads: int | None) -> dict:
+    def _raw_stats(self, X: np.ndarray, mean: np.ndarray, threads: int | None) -> "_core.ReconstructionStats":
         k_eff, use_threshold = self._select(None)
         return _core.encoder_reconstruction_stats(
             X, self._W_encT, self._b_enc, self._W_dec, self._b_dec, self._threshold,
@@ -321,11 +323,11 @@ class SparseEncoder(Estimator, Persistent):
         self._check_fitted()
         X = as_float32_matrix(X, "X", n_cols=self.n_dims_, allow_empty=False)
         raw = self._raw_stats(X, X.mean(axis=0, dtype=np.float64), threads)
-        dev = raw["squared_deviation"]
-        nmse = raw["squared_error"] / dev if dev > 0 else (0.0 if raw["squared_error"] == 0 else math.inf)
+        dev = raw.squared_deviation
+        nmse = raw.squared_error / dev if dev > 0 else (0.0 if raw.squared_error == 0 else math.inf)
         return EncoderStats(normalized_mse=float(nmse),
-                            dead_fraction=float(np.mean(raw["fire_counts"] == 0)),
-                            mean_active=raw["n_active"] / X.shape[0], n_rows=X.shape[0])
+                            dead_fraction=float(np.mean(raw.fire_counts == 0)),
+                            mean_active=raw.n_active / X.shape[0], n_rows=X.shape[0])
 
     def normalized_mse(self, X: Any, *, threads: int | None = None) -> float:
         """``sum ||x - decode(encode(x))||^2 / sum ||x - mean(X)||^2`` over the rows of ``X``."""
@@ -420,11 +422,11 @@ class SparseEncoder(Estimator, Persistent):
                 order = rng.permutation(n_train).astype(np.int64)
                 step = trainer.run_epoch(W_encT, b_enc, W_dec, b_dec, threshold, X_train, order,
                                          batch_size, norm)
-                val = self._raw_stats(X_val, val_mean, n_threads)["squared_error"] / val_dev
-                history.append({"epoch": epoch, "loss": step["loss"], "aux_loss": step["aux_loss"],
-                                "val_normalized_mse": val, "dead_fraction": step["dead_fraction"]})
+                val = self._raw_stats(X_val, val_mean, n_threads).squared_error / val_dev
+                history.append({"epoch": epoch, "loss": step.loss, "aux_loss": step.aux_loss,
+                                "val_normalized_mse": val, "dead_fraction": step.dead_fraction})
                 if hasattr(bar, "set_postfix"):
-                    bar.set_postfix(loss=f"{step['loss']:.4f}", val=f"{val:.4f}")
+                    bar.set_postfix(loss=f"{step.loss:.4f}", val=f"{val:.4f}")
                 if val < best_val:
                     best_val, best_epoch, since_best = val, epoch, 0
                     best_state = tuple(None if a is None else a.copy()
@@ -440,7 +442,22 @@ class SparseEncoder(Estimator, Persistent):
             self._W_encT, self._b_enc, self._W_dec, self._b_dec, self._threshold = best_state
         self.history_ = history
         self.best_epoch_ = best_epoch
+        if self.kind == "batchtopk":  # the running average of batch cut-offs lags: L0 = k on the training rows
+            self.trained_threshold_ = float(self._threshold[0])
+            self.calibrate_threshold(X_train, threads=n_threads)
         return self
+
+    def calibrate_threshold(self, X: Any, *, l0: float | None = None, threads: int | None = None) -> float:
+        """Set the BatchTopK threshold so the rows of ``X`` keep ``l0`` (default ``k``) features on
+        average, exactly (see :func:`likeable._threshold.calibrated_threshold`); returns it."""
+        self._check_fitted()
+        if self.kind != "batchtopk":
+            raise ValueError(f"only a BatchTopK encoder has a threshold to calibrate (kind={self.kind!r})")
+        X = as_float32_matrix(X, "X", n_cols=self.n_dims_, allow_empty=False, owner="SparseEncoder")
+        threshold = calibrated_threshold(lambda k: self._encode_cpu(X, k, False, threads), X.shape[0],
+                                         self.n_features, self.k if l0 is None else l0, bool(self.signed))
+        self._threshold = np.full(self.n_features, threshold, np.float32)
+        return threshold
 
     # --- weights from elsewhere -------------------------------------------------------------
     @classmethod
@@ -502,6 +519,39 @@ class SparseEncoder(Estimator, Persistent):
                                     matryoshka=meta.get("matryoshka"))
         except (KeyError, ValueError, TypeError) as exc:
             raise _core.FormatError(f"{source}: inconsistent encoder file ({exc})") from None
+
+    def save(self, path, format: str = "likeable") -> None:
+        """Write the encoder atomically (temporary file, fsync, rename).
+
+        ``format="likeable"``: one safetensors file. ``"sae_lens"``: a folder with ``cfg.json``
+        and ``sae_weights.safetensors`` that sae_lens loads (``SAE.load_from_disk``; BatchTopK
+        becomes a JumpReLU SAE). ``"sparsify"``: a folder with ``cfg.json`` and
+        ``sae.safetensors`` (TopK only).
+        """
+        if format == "likeable":
+            return super().save(path)
+        self._check_fitted()
+        from ._saelens import write_folder
+
+        write_folder(self, fspath(path), format)
+
+    @classmethod
+    def load(cls, path) -> "SparseEncoder":
+        """Read a file written by :meth:`save`, or an sae_lens or sparsify SAE folder.
+
+        Folder SAEs encode as their library does: TopK as TopK, JumpReLU (and plain ReLU) by
+        their thresholds (``kind="batchtopk"``); bf16/fp16 weights are read as float32.
+        """
+        path = fspath(path)
+        if not os.path.isdir(path):
+            return super().load(path)
+        from ._saelens import read_folder
+
+        weights = read_folder(path)
+        try:
+            return cls.from_weights(**weights)
+        except (ValueError, TypeError) as exc:
+            raise _core.FormatError(f"{path}: inconsistent SAE folder ({exc})") from None
 
     def __repr__(self) -> str:
         fitted = f", n_dims={self._W_dec.shape[1]}" if self._W_dec is not None else ", unfitted"

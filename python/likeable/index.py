@@ -60,8 +60,8 @@ class SparseIndex(Persistent):
     blocks of common features together), so a visited block is mostly sequential reads.
     On x86-64 CPUs with AVX2 and F16C, re-scoring and block bounds use vector kernels chosen at
     run time; they differ from the scalar ones only in summation order (float32 rounding).
-    Setting the environment variable ``LIKEABLE_NO_SIMD=1`` before the first search of a
-    process forces the scalar kernels.
+    Setting the environment variable ``LIKEABLE_NO_SIMD=1`` before likeable is imported forces
+    the scalar kernels (of every compiled kernel, not only the index's).
 
     The index is immutable and every method is safe to call from many threads; searches release
     the GIL. Each searching thread caches scratch buffers (a float per row in exact mode, a
@@ -159,9 +159,9 @@ class SparseIndex(Persistent):
                              "(or search this approximate index on the CPU)")
 
         def forward_rows():
-            indptr, indices, values = self._core.forward_csr()
+            rows = self._core.forward_csr()
             return DeviceSparseCodes.from_host(
-                SparseCodes(indptr, indices, values, (self.n_rows, self.n_features), validate=False))
+                SparseCodes(rows.indptr, rows.indices, rows.values, rows.shape, validate=False))
 
         rows = cached(self, (self._core,), ("forward",), forward_rows)
         return exact_search(rows, queries, k, n_features=self.n_features)

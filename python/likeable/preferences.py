@@ -121,6 +121,10 @@ class PreferenceModel(Estimator, Persistent):
         Stop when no coefficient moves more than this in a Newton step.
     threads : int or None
         Threads for :meth:`feature_effects` and prediction (None: LIKEABLE_NUM_THREADS or all cores).
+    warm_start : bool
+        Start :meth:`fit` from the current coefficients when the model is already fitted to
+        data of the same shape (scikit-learn's meaning): a path of penalties, large to small,
+        converges in fewer iterations.
 
     Attributes
     ----------
@@ -141,13 +145,15 @@ class PreferenceModel(Estimator, Persistent):
     }
 
     def __init__(self, *, l2: float = 1.0, l1: float = 0.0, fit_intercept: bool = False,
-                 max_iter: int = 100, tol: float = 1e-7, threads: int | None = None) -> None:
+                 max_iter: int = 100, tol: float = 1e-7, threads: int | None = None,
+                 warm_start: bool = False) -> None:
         self.l2 = l2
         self.l1 = l1
         self.fit_intercept = fit_intercept
         self.max_iter = max_iter
         self.tol = tol
         self.threads = threads
+        self.warm_start = warm_start
         self._validate_params()
 
     def _check_params(self, params: dict[str, Any]) -> None:
@@ -155,8 +161,9 @@ class PreferenceModel(Estimator, Persistent):
         check_nonneg(params["l1"], "l1")
         check_positive_int(params["max_iter"], "max_iter")
         check_nonneg(params["tol"], "tol", strict=True)
-        if not isinstance(params["fit_intercept"], (bool, np.bool_)):
-            raise TypeError(f"fit_intercept must be a bool, got {params['fit_intercept']!r}")
+        for name in ("fit_intercept", "warm_start"):
+            if not isinstance(params[name], (bool, np.bool_)):
+                raise TypeError(f"{name} must be a bool, got {params[name]!r}")
         if params["threads"] is not None:
             resolve_threads(params["threads"])
 
@@ -177,9 +184,13 @@ class PreferenceModel(Estimator, Persistent):
         codes = as_pair_codes(X, owner="PreferenceModel", fitting=True)
         classes, labels = binary_labels(y, codes.shape[0])
         ctl = as_controls(controls, codes.shape[0], None)
-        coef, control_coef, intercept, n_iter, converged = _core.fit_logistic(
-            codes, ctl, labels, None, l2, l1, bool(self.fit_intercept), max_iter, tol)
-        self._set_fitted(coef, control_coef, float(intercept), classes, int(n_iter), bool(converged))
+        init = None
+        if self.warm_start and self._is_fitted() and self.n_features_in_ == codes.shape[1] \
+                and self.n_controls_ == (0 if ctl is None else ctl.shape[1]):
+            init = _core.LogisticFit(self.coef_, self.control_coef_, float(self.intercept_))
+        fit = _core.fit_logistic(codes, ctl, labels, None, l2, l1, bool(self.fit_intercept), max_iter, tol, init)
+        self._set_fitted(fit.coef, fit.control_coef, float(fit.intercept), classes, int(fit.n_iter),
+                         bool(fit.converged))
         return self
 
     @classmethod
@@ -321,7 +332,8 @@ class PreferenceModel(Estimator, Persistent):
         codes, y, ctl = self._prepare(pair_codes, labels, controls)
         out = _core.feature_effects(codes, ctl, y, l2, bool(self.fit_intercept), max_iter, tol,
                                     resolve_threads(self.threads))
-        return FeatureEffects(**out)
+        return FeatureEffects(coef=out.coef, std_error=out.std_error, z=out.z, p_value=out.p_value,
+                              n_active=out.n_active)
 
     def select(self, pair_codes: Any, labels: Any, n_features: int = 10, controls: Any = None,
                n_steps: int = 50, min_ratio: float = 1e-3, progress: bool = False) -> Selection:
@@ -340,28 +352,27 @@ class PreferenceModel(Estimator, Persistent):
         # Controls-only fit (every feature penalised to zero) gives the gradient at the path start.
         huge = 1e30
         start = _core.fit_logistic(codes, ctl, y, None, l2, huge, bool(self.fit_intercept), max_iter, tol)
-        eta = start[2] + (ctl.astype(np.float64) @ start[1] if ctl is not None else 0.0)
+        eta = start.intercept + (ctl.astype(np.float64) @ start.control_coef if ctl is not None else 0.0)
         grad = codes.to_scipy().T @ (y - 1.0 / (1.0 + np.exp(-eta)))
         l1_max = float(np.max(np.abs(grad))) if m and codes.nnz else 0.0
         if l1_max == 0.0:
             empty = np.zeros(0, np.int64)
             return Selection(empty, np.zeros(0), 0.0, np.zeros(0), np.zeros(0, np.int64))
         path = l1_max * np.geomspace(1.0, min_ratio, n_steps)
-        init = start[:3]
+        fit = start  # each step starts from the last
         visited, actives = [], []
-        coef = np.asarray(start[0])
         chosen_l1 = path[-1]
         from tqdm.auto import tqdm
 
         for l1 in tqdm(path, desc="L1 path", disable=not progress, leave=False):
-            coef, control_coef, intercept, _, _ = _core.fit_logistic(
-                codes, ctl, y, None, l2, float(l1), bool(self.fit_intercept), max_iter, tol, init)
-            init = (coef, control_coef, intercept)
+            fit = _core.fit_logistic(codes, ctl, y, None, l2, float(l1), bool(self.fit_intercept), max_iter, tol,
+                                     fit)
             visited.append(l1)
-            actives.append(int(np.count_nonzero(coef)))
+            actives.append(int(np.count_nonzero(fit.coef)))
             chosen_l1 = float(l1)
             if actives[-1] >= n_features:
                 break
+        coef = fit.coef
         nonzero = np.flatnonzero(coef)
         order = nonzero[np.argsort(-np.abs(coef[nonzero]), kind="stable")][:n_features]
         return Selection(order.astype(np.int64), coef[order], chosen_l1, np.asarray(visited),

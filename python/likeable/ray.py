@@ -4,8 +4,10 @@ likeable plugs into Ray Data instead of growing a scheduler: each function retur
 ``ray.data.Dataset`` built with ``map_batches`` over an actor class that loads the model once
 per actor (from safetensors bytes shipped with the task, never re-trained on a worker).
 
-Sparse codes travel as two Arrow list columns that are CSR by construction:
-``feature_ids`` (list<int32>) and ``feature_values`` (list<float32>) — one row per input row.
+Embeddings come in as Ray tensor columns, list or fixed-size-list columns
+(:func:`embedding_matrix` reads any of them). Sparse codes travel as two Arrow list columns
+that are CSR by construction: ``feature_ids`` (list<int32>) and ``feature_values``
+(list<float32>) — one row per input row.
 """
 from __future__ import annotations
 
@@ -13,7 +15,11 @@ from typing import Any
 
 import numpy as np
 
+from ._arrow import embedding_matrix, is_vector_type
 from .sparse import SparseCodes
+
+__all__ = ["encode_dataset", "score_dataset", "encode_parquet", "score_parquet", "to_arrow", "codes_to_arrow",
+           "codes_from_arrow", "embedding_matrix", "IDS_COLUMN", "VALUES_COLUMN"]
 
 IDS_COLUMN = "feature_ids"
 VALUES_COLUMN = "feature_values"
@@ -56,28 +62,6 @@ def codes_from_arrow(ids, values, n_features: int) -> SparseCodes:
                        (len(ids), n_features))
 
 
-def _embedding_matrix(column, name: str) -> np.ndarray:
-    """A list or fixed-size-list column of floats as an (n, d) float32 matrix."""
-    import pyarrow as pa
-
-    col = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    if len(col) == 0:
-        return np.zeros((0, 0), np.float32)
-    if col.null_count:
-        raise ValueError(f"column {name!r} has null embeddings")
-    if pa.types.is_fixed_size_list(col.type):
-        d = col.type.list_size
-    elif pa.types.is_list(col.type) or pa.types.is_large_list(col.type):
-        lengths = np.diff(np.asarray(col.offsets))
-        if (lengths != lengths[0]).any():
-            raise ValueError(f"column {name!r} holds embeddings of different lengths")
-        d = int(lengths[0])
-    else:
-        raise TypeError(f"column {name!r} must hold lists of floats, got {col.type}")
-    flat = np.asarray(col.flatten().to_numpy(zero_copy_only=False), dtype=np.float32)
-    return flat.reshape(len(col), d)
-
-
 class _EncodeActor:
     """Loads the encoder (and embedder) once per actor; encodes Arrow batches."""
 
@@ -87,6 +71,10 @@ class _EncodeActor:
 
         self.device = device  # "cuda" on GPU actors (num_gpus > 0): host batches encoded on the GPU
         self.encoder = SparseEncoder.from_bytes(encoder_bytes, source="<ray task>")
+        if embedder is not None:
+            from .protocol.embed import as_embedder
+
+            embedder = as_embedder(embedder)
         self.embedder = embedder
         self.text_column = text_column
         self.embedding_column = embedding_column
@@ -95,9 +83,9 @@ class _EncodeActor:
     def __call__(self, batch):
         if self.text_column is not None:
             texts = batch.column(self.text_column).to_pylist()
-            X = self.embedder.embed(texts, progress=False)
+            X = self.embedder.embed(texts)
         else:
-            X = _embedding_matrix(batch.column(self.embedding_column), self.embedding_column)
+            X = embedding_matrix(batch.column(self.embedding_column), self.embedding_column)
         codes = self.encoder.encode(X, threads=1, device=self.device) if len(X) \
             else SparseCodes.empty(0, self.encoder.n_features)
         ids, values = codes_to_arrow(codes)
@@ -131,11 +119,15 @@ class _ScoreActor:
         return batch.append_column(self.output_column, pa.array(np.asarray(scores, np.float32)))
 
 
-def _check_column(ds, name: str) -> None:
+def _check_column(ds, name: str, vectors: bool = False) -> None:
     schema = ds.schema()
-    names = schema.names if schema is not None else []
+    names = list(schema.names) if schema is not None else []
     if name not in names:
         raise ValueError(f"the dataset has no column {name!r}; it has {names}")
+    column_type = schema.types[names.index(name)]
+    if vectors and not is_vector_type(column_type):  # fail here, not inside an actor
+        raise TypeError(f"column {name!r} must hold embedding vectors (a list, fixed-size list or "
+                        f"tensor column of numbers), got {column_type}")
 
 
 def _actor_options(batch_size: int, num_gpus: float, actors) -> dict:
@@ -160,10 +152,14 @@ def encode_dataset(ds, encoder, *, text_column: str | None = None, embedding_col
                    actors: int | tuple[int, int] | None = None, keep_columns: bool = True):
     """Encode a Ray Dataset's rows into sparse codes (lazy; returns a Ray Dataset).
 
-    Give exactly one of ``embedding_column`` (lists of floats, e.g. Parquet ``list<float>``)
-    or ``text_column`` together with an ``embedder`` (e.g. :class:`likeable.OnnxEmbedder`,
-    which pickles as its configuration and re-opens the model on each actor). Adds the
-    ``feature_ids`` and ``feature_values`` list columns. ``num_gpus`` asks Ray for GPU actors,
+    Give exactly one of ``embedding_column`` or ``text_column`` together with an ``embedder``
+    (anything :func:`likeable.as_embedder` takes, e.g. :class:`likeable.OnnxEmbedder`, which
+    pickles as its configuration and re-opens the model on each actor). The embedding column
+    may be a Ray tensor column (what ``ray.data.from_numpy``, ``from_items`` and ``from_pandas``
+    make of arrays: ``ArrowTensorType``/``ArrowTensorTypeV2``), a list or fixed-size-list
+    column (Parquet ``list<float>`` or ``fixed_size_list<float, d>``), of any numeric dtype.
+    Adds the ``feature_ids`` and ``feature_values`` list columns (CSR rows); the other
+    columns pass through unchanged. ``num_gpus`` asks Ray for GPU actors,
     which then encode on the GPU (``likeable.gpu``).
     """
     _require_ray()
@@ -171,7 +167,11 @@ def encode_dataset(ds, encoder, *, text_column: str | None = None, embedding_col
         raise ValueError("give exactly one of text_column= or embedding_column=")
     if text_column is not None and embedder is None:
         raise ValueError("text_column= needs an embedder= (e.g. likeable.OnnxEmbedder)")
-    _check_column(ds, text_column or embedding_column)
+    if embedder is not None:
+        from .protocol.embed import as_embedder
+
+        embedder = as_embedder(embedder)  # refuse what cannot embed here, not on an actor
+    _check_column(ds, text_column or embedding_column, vectors=embedding_column is not None)
     return ds.map_batches(
         _EncodeActor,
         fn_constructor_kwargs={"encoder_bytes": encoder.to_bytes(), "embedder": embedder,

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import copy
+import numbers
 import threading
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from . import _core
+from . import _core, _laplace
 from ._estimator import Estimator
 from ._gpu.device import dispatch
 from ._io import tensors_from_bytes, tensors_to_bytes
@@ -47,14 +48,23 @@ class UserPreferences(Estimator, Persistent):
     features that user touched; in the n × n dual form when a user has fewer pairs than
     active features). Unseen users get the population weights.
 
+    This is the posterior mode of a random-effects logistic model with ``d_u ~ N(0,
+    diag(1/shrinkage))``; ``shrinkage="auto"`` estimates the prior variance of every feature's
+    offset from the training pairs (empirical Bayes: the Laplace marginal likelihood, see
+    :mod:`likeable._laplace`), so features on which people do not differ get no offset.
+
     Parameters
     ----------
     population : PreferenceModel or None
         A fitted model is used as is (copied); an unfitted one (or None: a default
-        ``PreferenceModel()``) is fitted on the pooled pairs in :meth:`fit`.
-    shrinkage : float
+        ``PreferenceModel()``) is fitted on the pooled pairs in :meth:`fit` (with
+        ``shrinkage="auto"`` its weights then become the mean of the users' weights, estimated
+        with the prior variances: a pooled fit attenuates the weights people differ on).
+    shrinkage : float, array of n_features floats, or "auto"
         L2 strength pulling each user toward the population (> 0). More pairs per user
-        outweigh it; a user with few pairs stays near the population.
+        outweigh it; a user with few pairs stays near the population. One value per feature
+        (inf: that feature has no offset), or ``"auto"``: one per feature estimated in
+        :meth:`fit` by marginal likelihood (``shrinkage_``, ``prior_variance_``).
     max_iter, tol : Newton iterations and step tolerance per user.
     threads : int or None
         Threads for fitting and scoring (None: LIKEABLE_NUM_THREADS or all cores).
@@ -64,6 +74,9 @@ class UserPreferences(Estimator, Persistent):
     population_ : PreferenceModel
     user_ids_ : tuple of the fitted users' ids, in row order
     n_features_in_ : int
+    shrinkage_ : float or ndarray (n_features,), the shrinkage in use (estimated for "auto")
+    prior_variance_ : ndarray (n_features,), 1 / shrinkage_: the between-user variance of each
+        feature's weight (0: the feature does not vary by user)
     n_not_converged_ : int (users whose Newton solve hit max_iter in the last fit/update)
 
     Notes
@@ -77,7 +90,7 @@ class UserPreferences(Estimator, Persistent):
     equals ``fit(a + b)`` for those users (the population is not refitted by ``update``).
     """
 
-    def __init__(self, population: PreferenceModel | None = None, *, shrinkage: float = 1.0,
+    def __init__(self, population: PreferenceModel | None = None, *, shrinkage: Any = 1.0,
                  max_iter: int = 50, tol: float = 1e-6, threads: int | None = None) -> None:
         self.population = population
         self.shrinkage = shrinkage
@@ -89,7 +102,7 @@ class UserPreferences(Estimator, Persistent):
     def _check_params(self, params: dict[str, Any]) -> None:
         if params["population"] is not None and not isinstance(params["population"], PreferenceModel):
             raise TypeError(f"population must be a PreferenceModel or None, got {type(params['population']).__name__}")
-        check_nonneg(params["shrinkage"], "shrinkage", strict=True)
+        _check_shrinkage(params["shrinkage"])
         check_positive_int(params["max_iter"], "max_iter")
         check_nonneg(params["tol"], "tol", strict=True)
         if params["threads"] is not None:
@@ -134,13 +147,41 @@ class UserPreferences(Estimator, Persistent):
         """Per-user offsets from the population (n_users × n_features, read-only)."""
         return self._check_fitted().offsets
 
+    @property
+    def prior_variance_(self) -> np.ndarray:
+        """Between-user variance of each feature's weight, 1 / ``shrinkage_`` (0 where it is inf)."""
+        state = self._check_fitted()
+        precision = np.broadcast_to(np.asarray(self.shrinkage_, np.float64), (state.offsets.shape[1],))
+        return np.where(np.isfinite(precision), 1.0 / precision, 0.0)
+
     def _solve(self, history: SparseCodes, labels: np.ndarray, controls, users: np.ndarray,
-               which: np.ndarray) -> tuple[np.ndarray, int]:
-        """Offsets for the users ``which`` (sorted rows), from all their pairs in the history."""
-        shrinkage = check_nonneg(self.shrinkage, "shrinkage", strict=True)
+               which: np.ndarray, shrinkage: Any = None) -> tuple[np.ndarray, int]:
+        """Offsets for the users ``which`` (sorted rows), from all their pairs in the history.
+
+        ``shrinkage`` (default ``shrinkage_``): a float, or one per feature; then the core
+        solves in rescaled features ``x_j / sqrt(s_j)`` with shrinkage 1, which is the same
+        problem (inf: the feature's column is zeroed, so its offset stays 0).
+        """
+        shrinkage = np.asarray(self.shrinkage_ if shrinkage is None else shrinkage, np.float64)
+        base = self._population_logit(history, controls)
+        per_feature = shrinkage.ndim == 1 and shrinkage.size > 0 and not (
+            np.isfinite(shrinkage).all() and np.ptp(shrinkage) == 0)
+        if per_feature:
+            scale = np.where(np.isfinite(shrinkage), 1.0 / np.sqrt(shrinkage), 0.0)
+            history = SparseCodes(history.indptr, history.indices,
+                                  (history.values * scale[history.indices]).astype(np.float32),
+                                  history.shape, validate=False)
+            shrinkage = np.float64(1.0)
+        scalar = float(shrinkage.ravel()[0]) if shrinkage.size else 1.0
+        offsets, not_converged = self._solve_core(history, base, labels, users, which, scalar)
+        if per_feature:
+            offsets = (offsets * scale).astype(np.float32)
+        return offsets, not_converged
+
+    def _solve_core(self, history: SparseCodes, base: np.ndarray, labels: np.ndarray, users: np.ndarray,
+                    which: np.ndarray, shrinkage: float) -> tuple[np.ndarray, int]:
         max_iter = check_positive_int(self.max_iter, "max_iter")
         tol = check_nonneg(self.tol, "tol", strict=True)
-        base = self._population_logit(history, controls)
         size = int(max(users.max(initial=-1), which.max(initial=-1))) + 1
         position = np.full(size, -1, dtype=np.int64)
         position[which] = np.arange(which.shape[0])
@@ -150,10 +191,9 @@ class UserPreferences(Estimator, Persistent):
         counts = np.bincount(mine[keep], minlength=which.shape[0])
         row_ptr = np.zeros(which.shape[0] + 1, np.int64)
         np.cumsum(counts, out=row_ptr[1:])
-        offsets, not_converged = _core.fit_user_offsets(
-            history, base, labels, row_ptr, order.astype(np.int64), shrinkage, max_iter, tol,
-            resolve_threads(self.threads))
-        return offsets, int(not_converged)
+        fit = _core.fit_user_offsets(history, base, labels, row_ptr, order.astype(np.int64), shrinkage, max_iter,
+                                     tol, resolve_threads(self.threads))
+        return fit.offsets, int(fit.n_not_converged)
 
     def _population_logit(self, codes: SparseCodes, controls) -> np.ndarray:
         pop = self._population
@@ -181,13 +221,73 @@ class UserPreferences(Estimator, Persistent):
         users = assign_rows(row_of, user_ids, codes.shape[0])
         if not fitted:
             pop.fit(codes, y, ctl)
+        everyone = np.arange(len(row_of))
         with self._lock:
             self._population = pop
-            offsets, not_converged = self._solve(codes, y, ctl, users, np.arange(len(row_of)))
+            # An unfitted population is the random-effects model's mean: estimated with the users.
+            self.shrinkage_ = self._fitted_shrinkage(codes, y, ctl, users, everyone, estimate_mean=not fitted)
+            offsets, not_converged = self._solve(codes, y, ctl, users, everyone)
             offsets.flags.writeable = False
             self.n_not_converged_ = not_converged
             self._state = _State(tuple(row_of), row_of, offsets, codes, y, users, ctl)
         return self
+
+    def _fitted_shrinkage(self, codes: SparseCodes, y: np.ndarray, ctl, users: np.ndarray, everyone: np.ndarray,
+                          estimate_mean: bool):
+        """``shrinkage`` as given (checked against the features), or estimated for ``"auto"``
+        (with ``estimate_mean``, the population weights are re-estimated with it)."""
+        m = codes.shape[1]
+        if isinstance(self.shrinkage, str):
+            pop = self._population
+            coef = pop.coef_.copy()
+            base = pop._base_logit(ctl, codes.shape[0])
+            threads = resolve_threads(self.threads)
+
+            def solve(precision, shift):
+                pop.coef_ = coef + shift
+                return self._solve(codes, y, ctl, users, everyone, shrinkage=precision)[0]
+
+            def probabilities(offsets, shift):
+                return _core.predict_pairs((coef + shift).astype(np.float32), np.ascontiguousarray(offsets, np.float32),
+                                           users, codes, base, threads, False)
+
+            variance, shift, self.n_iter_shrinkage_ = _laplace.estimate_prior_variance(
+                solve, probabilities, codes.to_scipy(), users, len(everyone), estimate_mean=estimate_mean)
+            pop.coef_ = coef + shift
+            return np.where(variance > 0, 1.0 / np.where(variance > 0, variance, 1.0), np.inf)
+        value = np.asarray(self.shrinkage, np.float64)
+        if value.ndim == 0:
+            return float(value)
+        if value.shape != (m,):
+            raise ValueError(f"shrinkage has {value.shape[0]} values but the pairs have {m} features")
+        return value.copy()
+
+    def information_gain(self, pair_codes: Any, user_ids: Any, controls: Any = None) -> np.ndarray:
+        """Expected information about each row's user from asking that user about the row's pair.
+
+        ``½ log(1 + p(1 − p) xᵀ Σ_u x)`` with ``Σ_u`` the Laplace posterior covariance of the
+        user's offset (the prior ``diag(prior_variance_)`` for a user never seen): what active
+        selection maximises to choose the next question. float64 (n_pairs,).
+        """
+        state = self._check_fitted()
+        codes = as_pair_codes(pair_codes, "pair_codes", state.offsets.shape[1], owner="UserPreferences")
+        owner = self._rows(state, user_ids, False, codes.shape[0])
+        probability = self.predict_proba(codes, user_ids, controls)
+        variance = self.prior_variance_
+        asked = np.unique(owner[owner >= 0])
+        history_p = _core.predict_pairs(self._pop32(), state.offsets, state.history_users, state.history,
+                                        self._population._base_logit(state.history_controls, state.history.shape[0]),
+                                        resolve_threads(self.threads), False).astype(np.float64)
+        asked_mask = np.zeros(len(state.user_ids), bool)
+        asked_mask[asked] = True
+        rows = [r if asked_mask[u] else r[:0]
+                for u, r in enumerate(_laplace.rows_by_user(state.history_users, len(state.user_ids)))]
+        free = variance > 0
+        precision = np.where(free, 1.0 / np.where(free, variance, 1.0), np.inf)
+        designs = _laplace.user_designs(state.history.to_scipy(), rows)
+        blocks = {u: (touched, cov) for u, touched, cov, _ in _laplace.posterior_blocks(
+            designs, history_p * (1.0 - history_p), free, precision)}
+        return _laplace.information_gain(codes.to_scipy(), probability, owner, blocks, variance)
 
     def update(self, pair_codes: Any, labels: Any, user_ids: Any, controls: Any = None) -> "UserPreferences":
         """Add feedback; refit only the users in ``user_ids`` (new users are added). Returns self.
@@ -324,7 +424,11 @@ class UserPreferences(Estimator, Persistent):
         }
         if state.history_controls is not None:
             tensors["history_controls"] = state.history_controls
+        if np.ndim(self.shrinkage_):
+            tensors["shrinkage"] = np.asarray(self.shrinkage_, np.float64)
         params = {k: getattr(self, k) for k in ("shrinkage", "max_iter", "tol", "threads")}
+        if not isinstance(params["shrinkage"], (str, numbers.Real)):
+            params["shrinkage"] = np.asarray(params["shrinkage"], np.float64).tolist()
         metadata = {
             "format": _FORMAT, "version": _FORMAT_VERSION, "user_ids": list(state.user_ids),
             "n_features": state.offsets.shape[1], "params": params,
@@ -375,12 +479,19 @@ class UserPreferences(Estimator, Persistent):
         if control_coef.size and (controls is None or controls.shape != (labels.shape[0], control_coef.size)):
             raise ValueError("history_controls missing or of the wrong shape")
         pmeta = meta["population"]
-        pop = PreferenceModel(**{k: pmeta[k] for k in PreferenceModel._param_names()})
+        pop = PreferenceModel(**{k: pmeta[k] for k in PreferenceModel._param_names() if k in pmeta})
         # the population of a UserPreferences is always fitted on 0/1 labels
         pop._set_fitted(coef, control_coef, float(pmeta["intercept"]), np.array([0.0, 1.0], np.float32),
                         int(pmeta["n_iter"]), bool(pmeta["converged"]))
         model = cls(pop, **meta["params"])
         model._population = pop
+        shrinkage = tensors.get("shrinkage")
+        if shrinkage is not None:
+            if shrinkage.shape != (m,) or np.isnan(shrinkage).any() or (shrinkage <= 0).any():
+                raise ValueError("shrinkage must hold one positive value per feature")
+            model.shrinkage_ = np.array(shrinkage, np.float64)
+        else:
+            model.shrinkage_ = check_nonneg(meta["params"]["shrinkage"], "shrinkage", strict=True)
         model.n_not_converged_ = int(meta.get("n_not_converged", 0))
         offsets = np.array(offsets)  # own, read-only copy
         offsets.flags.writeable = False
@@ -394,3 +505,18 @@ class UserPreferences(Estimator, Persistent):
         return f"<likeable.UserPreferences(shrinkage={self.shrinkage}{fitted})>"
 
 
+def _check_shrinkage(value: Any) -> None:
+    """A positive finite number, ``"auto"``, or one positive value (inf allowed) per feature."""
+    if isinstance(value, str):
+        if value != "auto":
+            raise ValueError(f"shrinkage must be a positive number, one per feature, or 'auto'; got {value!r}")
+        return
+    if isinstance(value, numbers.Real) or np.ndim(value) == 0:
+        check_nonneg(value, "shrinkage", strict=True)
+        return
+    try:
+        arr = np.asarray(value, np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"shrinkage must be a number, an array of numbers or 'auto', got {type(value).__name__}") from None
+    if arr.ndim != 1 or arr.size == 0 or np.isnan(arr).any() or (arr <= 0).any():
+        raise ValueError("shrinkage per feature must be a non-empty vector of positive values (inf: no offset)")

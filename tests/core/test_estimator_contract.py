@@ -205,9 +205,9 @@ def test_preference_model_is_a_binary_classifier(rng):
 
 def test_preference_model_file_is_checked(rng, tmp_path):
     codes, y = pairs(rng)
-    pm = lk.PreferenceModel(l2=0.3, fit_intercept=True).fit(codes, np.where(y == 1, "b", "a"))
+    pm = lk.PreferenceModel(l2=0.3, fit_intercept=True).fit(codes, np.where(y == 1, "yes", "no"))
     loaded = lk.PreferenceModel.from_bytes(pm.to_bytes())
-    assert loaded.get_params() == pm.get_params() and list(loaded.classes_) == ["a", "b"]
+    assert loaded.get_params() == pm.get_params() and list(loaded.classes_) == ["no", "yes"]
     assert (loaded.intercept_, loaded.n_iter_, loaded.converged_) == (pm.intercept_, pm.n_iter_, pm.converged_)
     with pytest.raises(lk.NotFittedError):
         lk.PreferenceModel().to_bytes()

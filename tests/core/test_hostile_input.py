@@ -100,7 +100,7 @@ CASES = [
     # --- PreferenceModel
     ("labels not 0/1", lambda f: lk.PreferenceModel().fit(f["codes"], np.full(len(f["codes"]), 2)), ValueError),
     ("labels NaN", lambda f: lk.PreferenceModel().fit(f["codes"], np.full(len(f["codes"]), np.nan)), ValueError),
-    ("labels strings", lambda f: lk.PreferenceModel().fit(f["codes"], np.array(["a"] * len(f["codes"]))),
+    ("labels strings", lambda f: lk.PreferenceModel().fit(f["codes"], np.array(["maybe"] * len(f["codes"]))),
      (TypeError, ValueError)),
     ("labels too short", lambda f: lk.PreferenceModel().fit(f["codes"], f["labels"][:-1]), ValueError),
     ("controls NaN", lambda f: lk.PreferenceModel().fit(f["codes"], f["labels"],

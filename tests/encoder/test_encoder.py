@@ -67,10 +67,10 @@ def test_encode_any_tile_size_gives_the_same_codes(rng, tile_rows, tile_features
     want = enc.encode(X, threads=1)
     got = _core.encoder_encode(X, enc._W_encT, enc.b_enc, enc.b_dec, None, 6, False, False, 2,
                                tile_rows, tile_features)
-    np.testing.assert_array_equal(got[0], want.indptr)
-    np.testing.assert_array_equal(got[1], want.indices)
+    np.testing.assert_array_equal(got.indptr, want.indptr)
+    np.testing.assert_array_equal(got.indices, want.indices)
     # Different GEMM shapes may round differently in the last bit; the selection is the same.
-    np.testing.assert_allclose(got[2], want.values, rtol=1e-6)
+    np.testing.assert_allclose(got.values, want.values, rtol=1e-6)
 
 
 def test_encode_k_override_and_relu_drops_negatives(rng):
@@ -173,7 +173,7 @@ def test_fit_learns_and_recovers_planted_directions(rng):
 
 
 @pytest.mark.slow  # importing torch takes seconds
-def test_training_steps_match_autograd_reference(rng):
+def test_training_steps_match_autograd_reference(rng, kernel_path):
     """Three steps of the core trainer against PyTorch autograd + Adam (skipped without torch)."""
     torch = pytest.importorskip("torch")
     import sys
@@ -203,11 +203,33 @@ def test_training_steps_match_autograd_reference(rng):
         ours = [W_encT.copy(), b_enc.copy(), W.copy(), b_dec.copy()]
         for _ in range(steps):
             want = ref.step(torch.from_numpy(X), norm)
-            got = trainer.run_epoch(*ours, None, X, np.arange(B, dtype=np.int64), B, norm)["loss"]
+            got = trainer.run_epoch(*ours, None, X, np.arange(B, dtype=np.int64), B, norm).loss
             assert got == pytest.approx(want, rel=1e-5)
         for mine, theirs in zip(ours, (ref.W_encT, ref.b_enc, ref.W_dec, ref.b_dec)):
             np.testing.assert_allclose(mine, theirs.detach().numpy(), atol=2e-6)
             assert not np.array_equal(mine, W_encT) or mine.shape != W_encT.shape
+
+
+def test_training_simd_and_portable_adam_agree(rng, simd_switch):
+    # Adam's SSE loop and its portable twin round (1 - b2) g^2 in another order: after a few
+    # steps the weights agree to float32 rounding (k = M keeps the selection from flipping).
+    d, M, B = 13, 21, 17
+    X = rng.standard_normal((B, d)).astype(np.float32)
+    W = rng.standard_normal((M, d)).astype(np.float32)
+    W /= np.linalg.norm(W, axis=1, keepdims=True)
+    start = [W.copy(), (5.0 + rng.standard_normal(M)).astype(np.float32), W.copy(), np.zeros(d, np.float32)]
+    results = []
+    for enabled in (True, False):
+        weights = [a.copy() for a in start]
+        trainer = _core.SaeTrainer(n_dims=d, n_features=M, k=M, batch_topk=False, signed=False, prefixes=[M],
+                                   aux_k=0, aux_coef=0.0, dead_after_rows=0, lr=1e-2, threads=1)
+        with simd_switch(enabled):
+            for _ in range(4):
+                trainer.run_epoch(*weights, None, X, np.arange(B, dtype=np.int64), B, 1.0)
+        results.append(weights)
+    for fast, portable, before in zip(*results, start):
+        np.testing.assert_allclose(fast, portable, rtol=1e-5, atol=1e-6)
+        assert not np.array_equal(fast, before)
 
 
 def test_fit_is_deterministic_for_seed_and_threads(rng):
@@ -229,8 +251,47 @@ def test_fit_batchtopk_learns_threshold(rng):
     enc = lk.SparseEncoder(n_features=64, k=3, kind="batchtopk", seed=3)
     enc.fit(X, epochs=60, lr=1e-2, patience=5, progress=False, threads=1)
     assert enc.threshold.shape == (64,) and (enc.threshold > 0).all()
-    assert 1.0 < enc.stats(X).mean_active < 6.0
+    # calibrated after training: the rows keep k features on average (the 10 % held out for
+    # early stopping were not used to calibrate, hence the small tolerance)
+    assert enc.stats(X).mean_active == pytest.approx(3.0, abs=0.3)
+    assert enc.trained_threshold_ > 0 and enc.threshold[0] != enc.trained_threshold_
     assert enc.normalized_mse(X) < 0.3
+
+
+def _reference_threshold(enc, X, l0):
+    """The (l0·n + 1)-th largest positive key of the float64 pre-activations (0 if there are fewer)."""
+    pre = reference_pre(enc, X)
+    keys = np.abs(pre) if enc.signed else pre
+    keys = np.sort(keys[keys > 0])[::-1]
+    target = int(round(l0 * X.shape[0]))
+    return (keys[target] if keys.size > target else 0.0), min(target, keys.size)
+
+
+@pytest.mark.parametrize("signed", [False, True])
+@pytest.mark.parametrize("n, l0", [(1, 2), (37, 3), (200, 1.5), (64, 16)])  # l0 = M: everything may fire
+def test_calibrate_threshold_matches_numpy_reference(rng, signed, n, l0):
+    d, M = 12, 16
+    enc = random_encoder(rng, d, M, 3, kind="batchtopk", signed=signed, threshold=0.0)
+    X = rng.standard_normal((n, d)).astype(np.float32)
+    X[: max(1, n // 4)] *= 20  # rows with far larger keys than the rest: the top-k must grow past 2·l0
+    threshold = enc.calibrate_threshold(X, l0=l0)
+    expected, n_active = _reference_threshold(enc, X, l0)
+    assert threshold == pytest.approx(expected, rel=1e-4, abs=1e-4)
+    np.testing.assert_array_equal(enc.threshold, np.full(M, threshold, np.float32))
+    assert enc.encode(X).nnz == n_active  # exactly l0 per row on average (every positive key if fewer)
+
+
+def test_calibrate_threshold_refuses_what_it_cannot_do(rng):
+    enc = random_encoder(rng, 6, 8, 2, kind="topk")
+    X = rng.standard_normal((5, 6)).astype(np.float32)
+    with pytest.raises(ValueError, match="BatchTopK"):
+        enc.calibrate_threshold(X)
+    enc = random_encoder(rng, 6, 8, 2, kind="batchtopk", threshold=0.1)
+    for bad in (0, -1, 9, float("nan")):
+        with pytest.raises(ValueError, match="l0"):
+            enc.calibrate_threshold(X, l0=bad)
+    with pytest.raises(ValueError):
+        enc.calibrate_threshold(X[:0])
 
 
 def test_fit_signed_matryoshka_and_early_stop(rng):

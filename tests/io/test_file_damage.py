@@ -11,7 +11,7 @@ def small_index(rng):
     return lk.SparseIndex(lk.SparseCodes.from_scipy(m), approximate=True)
 
 
-def test_index_every_byte_flip_is_caught(rng):
+def test_index_every_byte_flip_is_caught(rng, kernel_path):  # CRC32C by SSE4.2 and by table
     data = small_index(rng).to_bytes()
     for pos in range(len(data)):
         damaged = bytearray(data)
@@ -25,6 +25,19 @@ def test_index_every_truncation_is_caught(rng):
     for cut in range(0, len(data), 7):
         with pytest.raises(lk.FormatError):
             lk.SparseIndex.from_bytes(data[:cut])
+
+
+def test_checksum_paths_agree(rng, simd_switch):
+    # The SSE4.2 CRC32C (8 bytes a step) and the table (a byte a step) on lengths and offsets
+    # around the 8-byte stride.
+    data = rng.integers(0, 256, 200, dtype=np.uint8).tobytes()
+    pieces = [data[a:b] for a in range(0, 9) for b in range(a, 40)] + [data]
+    with simd_switch(True):
+        fast = [lk._core._crc32c(p) for p in pieces]
+    with simd_switch(False):
+        table = [lk._core._crc32c(p) for p in pieces]
+    assert fast == table
+    assert len(set(fast)) > len(pieces) // 2
 
 
 def small_encoder(rng):

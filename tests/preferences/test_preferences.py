@@ -267,7 +267,7 @@ def test_unseen_users_and_strict(rng):
 
 
 @pytest.mark.parametrize("n_users,n_items", [(1, 1), (37, 50), (64, 0), (0, 5), (70, 3)])
-def test_score_and_predict_match_numpy(rng, n_users, n_items):
+def test_score_and_predict_match_numpy(rng, kernel_path, n_users, n_items):
     codes, y, users, _ = planted(rng, 8, 15)
     model = lk.UserPreferences().fit(codes, y, users)
     ids = rng.integers(0, 10, n_users)  # 8 and 9 are unseen: population weights
@@ -284,7 +284,7 @@ def test_score_and_predict_match_numpy(rng, n_users, n_items):
 
 
 @pytest.mark.parametrize("m", [13, 1, 1030])  # feature counts off every vector width and block size
-def test_score_odd_feature_counts(rng, m):
+def test_score_odd_feature_counts(rng, kernel_path, m):
     codes = random_pairs(rng, 60, m, 3)
     users = np.repeat(np.arange(3), 20)
     y = rng.integers(0, 2, 60)
@@ -293,6 +293,24 @@ def test_score_odd_feature_counts(rng, m):
     ids = [0, 1, 2, 7] * 10
     expected = model.weights(ids).astype(np.float64) @ items.to_dense().T
     np.testing.assert_allclose(model.score(ids, items), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("m", [7, 8, 1030, 2049])  # off and on the 8-wide transpose, one and three blocks
+def test_score_simd_and_portable_kernels_agree(rng, simd_switch, m):
+    # The AVX2 scoring kernels (transpose and gather-accumulate) and the portable loops sum in the
+    # same order; the AVX2 build fuses multiply-adds (FMA), so they agree to float32 rounding.
+    codes = random_pairs(rng, 90, m, 4)
+    model = lk.UserPreferences().fit(codes, rng.integers(0, 2, 90), np.repeat(np.arange(3), 30))
+    items = random_pairs(rng, 2100, m, 6)  # more than one block of 2048 items
+    ids = [0, 1, 2, 9] * 9                 # 36 users: a tile of 32 and a partial one
+    with simd_switch(True):
+        fast = model.score(ids, items)
+    with simd_switch(False):
+        portable = model.score(ids, items)
+    expected = model.weights(ids).astype(np.float64) @ items.to_dense().T
+    np.testing.assert_allclose(fast, expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(portable, expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(fast, portable, rtol=1e-6, atol=1e-6)
 
 
 def test_threads_do_not_change_results(rng):

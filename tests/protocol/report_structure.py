@@ -1,9 +1,9 @@
 """The shape of a report's JSON: every key in order, scalars reduced to their kind.
 
 Used to check that the JSON users see keeps its layout (``data/report_structure.json`` was
-recorded from the reports before the protocol became typed steps): :func:`missing` lists what
-of a recorded structure a new report lost — keys, their order, their kinds. New keys are fine
-(records grow by adding fields).
+recorded from the reports before the protocol became typed steps): :func:`keeps` says whether
+every recorded key is still there, in the same order and of the same kind; sections and keys
+added since are allowed.
 """
 from __future__ import annotations
 
@@ -44,31 +44,21 @@ def _merge(items: list):
     return kinds[0] if len(kinds) == 1 else sorted(kinds, key=repr)
 
 
-def missing(recorded, current, path: str = "") -> list[str]:
-    """What of ``recorded`` ``current`` lacks: a key, the recorded order of keys, or a kind."""
-    if _is_object(recorded):
-        if not _is_object(current):
-            return [f"{path or 'top'}: no longer an object"]
-        keys = [k for k, _ in current]
-        found, problems, last = dict(current), [], -1
-        for key, sub in recorded:
-            if key not in found:
-                problems.append(f"{path}.{key}: missing")
-                continue
-            if keys.index(key) < last:
-                problems.append(f"{path}.{key}: out of the recorded order")
-            last = keys.index(key)
-            problems += missing(sub, found[key], f"{path}.{key}")
-        return problems
+def keeps(new, recorded) -> bool:
+    """Whether the structure ``new`` holds everything of ``recorded``: an object's recorded keys
+    in the same relative order (others may sit between them), arrays by their merged items."""
     if isinstance(recorded, list) and recorded and recorded[0] == "array":
-        if not (isinstance(current, list) and current and current[0] == "array"):
-            return [f"{path}: no longer an array"]
-        if recorded[1] == "empty" or current[1] == "empty":
-            return []
-        return missing(recorded[1], current[1], path + "[]")
-    return [] if recorded == current else [f"{path}: was {recorded!r}, now {current!r}"]
+        return isinstance(new, list) and bool(new) and new[0] == "array" and (
+            recorded[1] == "empty" or new[1] != "empty" and keeps(new[1], recorded[1]))
+    if _is_object(recorded):
+        if not _is_object(new):
+            return False
+        position = {key: i for i, (key, _) in enumerate(new)}
+        places = [position.get(key) for key, _ in recorded]
+        return None not in places and places == sorted(places) and all(
+            keeps(new[place][1], sub) for place, (_, sub) in zip(places, recorded))
+    return new == recorded
 
 
 def _is_object(value) -> bool:
-    return isinstance(value, list) and (not value or (isinstance(value[0], list) and len(value[0]) == 2
-                                                      and isinstance(value[0][0], str) and value[0][0] != "array"))
+    return isinstance(value, list) and (not value or isinstance(value[0], list))

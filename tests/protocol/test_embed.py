@@ -1,3 +1,4 @@
+import functools
 import os
 
 import numpy as np
@@ -78,7 +79,7 @@ def test_options_and_errors(model_dir, tmp_path):
     with pytest.raises(TypeError, match="texts\\[1\\]"):
         cls.embed(["a", 3])
     with pytest.raises(ValueError, match="pooling"):
-        OnnxEmbedder(model_dir, pooling="max")
+        OnnxEmbedder(model_dir, pooling="median")
     with pytest.raises(FileNotFoundError, match="ONNX model"):
         OnnxEmbedder(tmp_path)
     bad = tmp_path / "model.onnx"
@@ -96,3 +97,78 @@ def test_embedder_pickles_as_its_configuration():
     clone = pickle.loads(pickle.dumps(embedder))
     texts = ["a short sentence", "another one, a little longer than the first"]
     np.testing.assert_array_equal(clone.embed(texts), embedder.embed(texts))
+
+
+@functools.lru_cache(maxsize=1)
+def _reference_model(model_dir):
+    import onnxruntime as ort
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    tok.no_padding()
+    tok.enable_truncation(256)
+    return tok, ort.InferenceSession(str(model_dir / "model.onnx"), providers=["CPUExecutionProvider"])
+
+
+def _token_states(model_dir, text):
+    """The model's per-token vectors for one text (no padding), float64."""
+    tok, sess = _reference_model(model_dir)
+    ids = np.asarray([tok.encode(text).ids], np.int64)
+    return sess.run(None, {"input_ids": ids, "attention_mask": np.ones_like(ids),
+                           "token_type_ids": np.zeros_like(ids)})[0][0].astype(np.float64)
+
+
+def _hf_layout(model_dir, root, pooling_config=None):
+    """A Hugging Face style folder: onnx/model.onnx, tokenizer.json at the root (links, not copies)."""
+    (root / "onnx").mkdir(parents=True)
+    os.symlink(model_dir / "model.onnx", root / "onnx" / "model.onnx")
+    os.symlink(model_dir / "tokenizer.json", root / "tokenizer.json")
+    if pooling_config is not None:
+        (root / "1_Pooling").mkdir()
+        (root / "1_Pooling" / "config.json").write_text(__import__("json").dumps(pooling_config))
+    return root
+
+
+ST_POOLING = {"word_embedding_dimension": 384, "pooling_mode_cls_token": False, "pooling_mode_mean_tokens": False,
+              "pooling_mode_max_tokens": False, "pooling_mode_mean_sqrt_len_tokens": False,
+              "pooling_mode_weightedmean_tokens": False, "pooling_mode_lasttoken": False, "include_prompt": True}
+
+
+@pytest.mark.parametrize("mode,key", [("cls", "pooling_mode_cls_token"), ("last", "pooling_mode_lasttoken"),
+                                      ("max", "pooling_mode_max_tokens"), ("mean", "pooling_mode_mean_tokens")])
+def test_hf_layout_and_pooling_from_the_folder(model_dir, tmp_path, mode, key):
+    folder = _hf_layout(model_dir, tmp_path / "hf", {**ST_POOLING, key: True})
+    emb = OnnxEmbedder(folder, batch_size=3, threads=1)
+    assert emb.pooling == mode and emb.model_path.endswith(os.path.join("onnx", "model.onnx"))
+    out = emb.embed(SENTENCES[:5])
+    for i in range(5):
+        states = _token_states(model_dir, SENTENCES[i])
+        v = {"cls": states[0], "last": states[-1], "max": states.max(axis=0), "mean": states.mean(axis=0)}[mode]
+        np.testing.assert_allclose(out[i], v / np.linalg.norm(v), atol=3e-5)
+    # the model file itself, inside the layout, finds the same tokenizer and pooling
+    assert OnnxEmbedder(folder / "onnx" / "model.onnx", threads=1).pooling == mode
+    assert OnnxEmbedder(folder, pooling="mean", threads=1).pooling == "mean"  # an argument wins
+
+
+def test_pooling_config_of_the_shared_model_and_bad_configs(model_dir, tmp_path):
+    assert OnnxEmbedder(model_dir, threads=1).pooling == "mean"  # its pooling_config.json says mean
+    folder = _hf_layout(model_dir, tmp_path / "two", {**ST_POOLING, "pooling_mode_cls_token": True,
+                                                      "pooling_mode_mean_tokens": True})
+    with pytest.raises(ValueError, match="exactly one pooling mode"):
+        OnnxEmbedder(folder)
+    folder = _hf_layout(model_dir, tmp_path / "sqrt", {**ST_POOLING, "pooling_mode_mean_sqrt_len_tokens": True})
+    with pytest.raises(ValueError, match="not supported; pass pooling="):
+        OnnxEmbedder(folder)
+
+
+def test_missing_model_says_where_it_looked(model_dir, tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"looked for model.onnx and onnx/model.onnx.*optimum-cli export onnx"):
+        OnnxEmbedder(tmp_path / "empty")
+    quantized = tmp_path / "q"
+    (quantized / "onnx").mkdir(parents=True)
+    os.symlink(model_dir / "model.onnx", quantized / "onnx" / "model_quantized.onnx")
+    with pytest.raises(FileNotFoundError, match=r"onnx/ holds \['model_quantized.onnx'\]"):
+        OnnxEmbedder(quantized)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        OnnxEmbedder(tmp_path / "nowhere")

@@ -85,7 +85,7 @@ def small_report():
         return float(np.sign(count(a) - count(b)))
 
     cfg = EvalConfig(epochs=15, n_boot=200, n_sessions=3, n_turns=4, n_sim_users=6,
-                     few_shot=(5, 25), shrinkage_grid=(1.0, 10.0), seed=0, threads=2,
+                     few_shot=(5, 25), seed=0, threads=2,
                      annotator=annotator, n_described=4, n_fidelity_pairs=60)
     return ds, evaluate(ds, config=cfg)
 
@@ -170,11 +170,18 @@ def test_two_objective_users_gain_from_personalization(request, capsys):
                                cache_dir=request.config.cache.mkdir("likeable-minilm"))
     report = lk.evaluate(data, embedder=embedder, config=lk.EvalConfig(progress=False))
     result = json.loads(report.to_json())["personalization"]
+    beyond = report.result.fraction_beyond_length["all_features"]
     with capsys.disabled():
         print(f"\n[two objectives, protocol] population AUC {result['population_auc']:.3f}, per-user "
-              f"{result['per_user_auc']:.3f}, shrunk {result['shrunk_auc']:.3f}, drift {result['drift_auc']:.3f}")
+              f"{result['per_user_auc']:.3f}, shrunk {result['shrunk_auc']:.3f}, drift {result['drift_auc']:.3f}; "
+              f"gain {result['gain']}; SAE's fraction of the dense signal beyond length {beyond}")
     assert result["per_user_auc"] > result["population_auc"] + 0.05
     assert result["shrunk_auc"] > result["population_auc"] + 0.05
+    # two fixed users: their test prompts are resampled, and the gain's interval excludes 0
+    assert result["resampled"] == "test prompts within each user" and result["gain"]["low"] > 0
+    assert result["gain_significant"] and "per-user gain over the population" in report.summary()
+    assert beyond.low < beyond.value < beyond.high  # an interval, however wide (length carries most signal)
+    assert report.result.encoder.mean_active == pytest.approx(report.result.encoder.k, rel=0.1)
 
 
 @pytest.mark.slow

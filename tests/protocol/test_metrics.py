@@ -33,8 +33,8 @@ def test_auc_edges():
 def test_weighted_auc_equals_auc_of_resample(rng):
     y = rng.integers(0, 2, 60).astype(float)
     s = np.round(rng.standard_normal(60), 1)
-    counts = metrics._resample_counts(60, 5, rng)
-    got = metrics._weighted_auc(y, s, counts)
+    counts = metrics.resample_counts(60, 5, rng)
+    got = metrics.weighted_auc(y, s, counts)
     for row, value in zip(counts, got):
         idx = np.repeat(np.arange(60), row.astype(int))
         assert value == pytest.approx(_auc_reference(y[idx], s[idx]), abs=1e-12)

@@ -58,6 +58,58 @@ def test_encode_and_score_through_ray_equal_in_process(cluster, rng, tmp_path):
     np.testing.assert_allclose(proba.column("score").to_numpy(), users.predict_proba(codes, user_ids), atol=1e-6)
 
 
+def _encoded(ds, enc, **kwargs):
+    out = lkray.to_arrow(lkray.encode_dataset(ds, enc, batch_size=64, **kwargs)).sort_by("row")
+    return out, lkray.codes_from_arrow(out.column("feature_ids"), out.column("feature_values"), enc.n_features)
+
+
+def test_tensor_list_and_fixed_size_list_columns(cluster, rng, tmp_path):
+    """Datasets built as Ray's docs build them: from_numpy, from_items, from_pandas, read_parquet."""
+    import pandas as pd
+
+    n, d = 300, 16
+    X = rng.standard_normal((n, d)).astype(np.float32)
+    enc = lk.SparseEncoder(n_features=32, k=4, signed=True, seed=0).fit(X, epochs=2, progress=False)
+    expected = enc.encode(X)
+    rows = np.arange(n)
+
+    from_numpy = ray.data.from_numpy(X).zip(ray.data.from_numpy(rows).rename_columns({"data": "row"}))
+    assert "Tensor" in str(from_numpy.schema().types[0])  # ArrowTensorType(V2): Ray's tensor column
+    from_items = ray.data.from_items([{"row": int(i), "embedding": X[i]} for i in range(n)])
+    from_pandas = ray.data.from_pandas(pd.DataFrame({"row": rows, "embedding": list(X.astype(np.float64))}))
+    lists = pd.DataFrame({"row": rows, "embedding": [list(map(float, x)) for x in X]})
+    from_lists = ray.data.from_pandas(lists)
+    pq.write_table(pa.table({"row": rows, "embedding": pa.FixedSizeListArray.from_arrays(pa.array(X.ravel()), d)}),
+                   tmp_path / "fixed.parquet", row_group_size=70)
+    from_parquet = ray.data.read_parquet(str(tmp_path / "fixed.parquet"))
+    for name, ds, column in [("from_numpy", from_numpy, "data"), ("from_items", from_items, "embedding"),
+                             ("from_pandas arrays", from_pandas, "embedding"),
+                             ("from_pandas lists", from_lists, "embedding"),
+                             ("read_parquet fixed-size list", from_parquet, "embedding")]:
+        out, codes = _encoded(ds, enc, embedding_column=column)
+        assert codes == expected, name
+        # codes stay CSR-shaped list columns; the input column passes through unchanged
+        assert out.schema.field("feature_ids").type == pa.list_(pa.int32()), name
+        assert out.schema.field("feature_values").type == pa.list_(pa.float32()), name
+        np.testing.assert_allclose(lkray.embedding_matrix(out.column(column), column), X, rtol=1e-6, err_msg=name)
+    # what went in as tensors comes back out as Parquet and back in again
+    lkray.encode_dataset(from_numpy, enc, embedding_column="data").write_parquet(str(tmp_path / "out"))
+    back = pq.read_table(tmp_path / "out").sort_by("row")
+    np.testing.assert_array_equal(lkray.embedding_matrix(back.column("data"), "data"), X)
+    assert lkray.codes_from_arrow(back.column("feature_ids"), back.column("feature_values"), 32) == expected
+
+
+def test_texts_through_any_embedder(cluster, rng):
+    def embed(texts):  # a plain function is an embedder too (as_embedder wraps it)
+        return np.array([[len(t), t.count("a"), 1.0] for t in texts], np.float32)
+
+    texts = ["banana", "apple", "a", "kiwi"]
+    enc = lk.SparseEncoder(n_features=8, k=2, seed=0).fit(rng.standard_normal((100, 3)), epochs=1, progress=False)
+    ds = ray.data.from_items([{"row": i, "text": t} for i, t in enumerate(texts)])
+    _, codes = _encoded(ds, enc, text_column="text", embedder=embed)
+    assert codes == enc.encode(embed(texts))
+
+
 def test_bad_arguments_are_refused(cluster, rng):
     enc = lk.SparseEncoder(n_features=16, k=2, seed=0).fit(rng.standard_normal((200, 8)), epochs=1, progress=False)
     ds = ray.data.from_items([{"text": "hi"}])
@@ -67,6 +119,8 @@ def test_bad_arguments_are_refused(cluster, rng):
         lkray.encode_dataset(ds, enc, embedding_column="embedding")
     with pytest.raises(ValueError, match="embedder"):
         lkray.encode_dataset(ds, enc, text_column="text")
+    with pytest.raises(TypeError, match="'text' must hold embedding vectors"):
+        lkray.encode_dataset(ds, enc, embedding_column="text")
 
 
 def test_models_pickle_as_bytes(rng):

@@ -19,3 +19,14 @@ def test_ci_runs_the_readme_test_command():
     text = (ROOT / "README.md").read_text()
     test_command = re.search(r"Run the tests:\n\n```bash\n(.*?)\n```", text).group(1)
     assert test_command in (ROOT / ".ci" / "run").read_text().splitlines()
+
+
+def test_your_data_section_and_the_cli_help_name_the_same_schema():
+    from likeable.protocol.datasets import CANONICAL, SCHEMA_HELP
+
+    text = (ROOT / "README.md").read_text()
+    section = re.search(r"## Your data\n(.*?)\n## ", text, re.S).group(1)
+    for word in (*CANONICAL, ".jsonl.gz", ".parquet", ".csv", "--columns", "--labels", "DataFrame",
+                 "datasets.Dataset", "HH-RLHF"):
+        assert word in section, word
+        assert word in SCHEMA_HELP, word

@@ -2,7 +2,8 @@
 
 What the LLM describer needs and nothing more: one user message in, the assistant's text
 out; many requests at once on a thread pool; retries with exponential back-off (and the
-server's ``Retry-After``) on connection errors, timeouts, HTTP 429 and 5xx; an on-disk cache
+server's ``Retry-After``) on connection errors, timeouts and "try later" statuses (the
+transport of :mod:`likeable.protocol._http`, shared with the embedding client); an on-disk cache
 keyed by the request, so a re-run costs nothing; and a clear error when the endpoint cannot
 be reached. Standard library only (``urllib``), so the default install needs no HTTP package.
 """
@@ -11,19 +12,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import random
 import threading
-import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
 
 from .._io import atomic_write_bytes
+from ._http import post_json
 
 __all__ = ["ChatClient"]
-
-_RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 
 
 class ChatClient:
@@ -43,9 +39,9 @@ class ChatClient:
     timeout : float
         Seconds per attempt.
     max_retries : int
-        Further attempts after a failed one (connection error, timeout, HTTP 408/409/425/429/5xx).
+        Further attempts after a failed one (connection error, timeout, HTTP 408/425/429/502/503/504).
     backoff : float
-        Seconds before the first retry; doubled each time (with jitter), capped at 30 s.
+        Seconds before the first retry; doubled each time (with jitter), capped at 60 s.
     concurrency : int
         Requests in flight at once in :meth:`complete_many`.
     """
@@ -84,7 +80,7 @@ class ChatClient:
             with self._lock:
                 self.n_cached += 1
             return cached
-        text = self._post_with_retries(payload)
+        text = self._post(body)
         self._cache_write(key, text)
         return text
 
@@ -104,47 +100,23 @@ class ChatClient:
             pool.shutdown(wait=True, cancel_futures=True)
 
     # ------------------------------------------------------------------------------
-    def _post_with_retries(self, payload: bytes) -> str:
-        url = f"{self.base_url}/chat/completions"
-        headers = {"Content-Type": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        last = ""
-        for attempt in range(self.max_retries + 1):
-            with self._lock:
-                self.n_requests += 1
-            wait = None
-            try:
-                request = urllib.request.Request(url, data=payload, method="POST", headers=headers)
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    raw = response.read()
-                return self._content(raw)
-            except urllib.error.HTTPError as exc:
-                detail = exc.read()[:300].decode("utf-8", "replace")
-                if exc.code not in _RETRY_STATUS:
-                    raise RuntimeError(f"{self.base_url}: HTTP {exc.code} from chat/completions: {detail}") from None
-                last = f"HTTP {exc.code}: {detail}"
-                wait = _retry_after(exc.headers.get("Retry-After") if exc.headers else None)
-            except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
-                last = str(getattr(exc, "reason", exc))
-            if attempt < self.max_retries:
-                delay = min(30.0, self.backoff * 2 ** attempt) * (0.5 + random.random() / 2)
-                time.sleep(wait if wait is not None else delay)
-        raise ConnectionError(
-            f"could not reach {self.base_url} after {self.max_retries + 1} tries ({last}); is the server "
-            "running? Set LIKEABLE_LLM_BASE_URL (or pass base_url=) to an OpenAI-compatible endpoint, "
-            "or leave the LLM describer off to use the offline one")
-
-    def _content(self, raw: bytes) -> str:
+    def _post(self, body: dict) -> str:
         try:
-            reply = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise RuntimeError(f"{self.base_url}: reply is not JSON ({exc})") from None
+            reply = post_json(f"{self.base_url}/chat/completions", body, api_key=self.api_key, timeout=self.timeout,
+                              max_retries=self.max_retries, backoff=self.backoff, on_attempt=self._count_request)
+        except ConnectionError as exc:
+            raise ConnectionError(
+                f"{exc} Set LIKEABLE_LLM_BASE_URL (or pass base_url=) to an OpenAI-compatible endpoint, "
+                "or leave the LLM describer off to use the offline one") from None
         try:
             text = reply["choices"][0]["message"]["content"]
         except (KeyError, IndexError, TypeError):
             raise RuntimeError(f"{self.base_url}: unexpected reply shape: {str(reply)[:300]}") from None
         return "" if text is None else str(text)
+
+    def _count_request(self) -> None:
+        with self._lock:
+            self.n_requests += 1
 
     def _cache_read(self, key: str) -> str | None:
         if not self.cache_dir:
@@ -163,10 +135,3 @@ class ChatClient:
     def __repr__(self) -> str:
         return f"<likeable.ChatClient(model={self.model!r}, base_url={self.base_url!r})>"
 
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` header given in seconds (dates are ignored), capped at 60."""
-    try:
-        return min(60.0, max(0.0, float(value))) if value is not None else None
-    except ValueError:
-        return None

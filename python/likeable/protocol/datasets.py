@@ -16,13 +16,33 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .._core import FormatError
-from .._validation import fspath
+from .._validation import ArgumentError, fspath, label_value
 from .synthetic import ATTRIBUTE_NAMES, SESSION_DIMENSIONS, synthetic, synthetic_candidates
 
-__all__ = ["PreferenceDataset", "load", "synthetic", "synthetic_candidates", "ATTRIBUTE_NAMES", "SESSION_DIMENSIONS"]
+__all__ = ["PreferenceDataset", "load", "synthetic", "synthetic_candidates", "ATTRIBUTE_NAMES", "SESSION_DIMENSIONS",
+           "SCHEMA_HELP"]
 
-CANONICAL = ("prompt", "response_a", "response_b", "label", "user_id", "conversation_id")
+CANONICAL = ("prompt", "response_a", "response_b", "label", "user_id", "conversation_id",
+             "embedding_a", "embedding_b")
 REQUIRED = ("prompt", "response_a", "response_b", "label")
+
+# What `likeable analyze --help` prints about the data; README "Your data" says the same.
+SCHEMA_HELP = """your data (one row per preference pair):
+  prompt                the question or conversation so far (text)
+  response_a            the first response (text)
+  response_b            the second response (text)
+  label                 1, "A" or true: A chosen; 0, "B" or false: B chosen; 0.5 or "tie"
+  user_id               who chose (optional; enables per-user weights)
+  conversation_id       groups pairs of one conversation (optional)
+  embedding_a           vector of response_a (optional: with embedding_b, no --embedder)
+  embedding_b           vector of response_b (lists or fixed-size lists of numbers)
+
+formats: .jsonl .json .ndjson .jsonl.gz .parquet .pq .csv .csv.gz (or --format).
+Other column names: --columns prompt=question,label=pref. Other label words:
+--labels good=1,bad=0. Recognised without --columns: HH-RLHF (chosen, rejected
+dialogues) and the two-objective layout (prompt, responses, label = index of the
+preferred response, objective = user). In Python, likeable.datasets.load also takes
+pandas or polars DataFrames, pyarrow Tables and Hugging Face datasets.Dataset."""
 
 
 @dataclass
@@ -45,6 +65,9 @@ class PreferenceDataset:
         n_attributes), ``user_names``, ``population_weights``.
     source : str
         Where the data came from (path or ``synthetic(...)``).
+    coerced : dict
+        Per column, how many values the loader turned into text (JSON booleans or numbers in
+        a column of strings, written as JSON: ``true``, ``42``).
     """
 
     prompt: list
@@ -57,6 +80,7 @@ class PreferenceDataset:
     embeddings_b: np.ndarray | None = None
     truth: dict = field(default_factory=dict)
     source: str = ""
+    coerced: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         n = len(self.label)
@@ -127,21 +151,33 @@ class PreferenceDataset:
 # --------------------------------------------------------------------------------------
 # Loading
 # --------------------------------------------------------------------------------------
-def load(path: Any, format: str | None = None, columns: Mapping[str, str] | None = None) -> PreferenceDataset:
-    """Load preference pairs from JSONL, JSONL.gz, Parquet or CSV.
+def load(path: Any, format: str | None = None, columns: Mapping[str, str] | None = None,
+         labels: Mapping[Any, Any] | None = None) -> PreferenceDataset:
+    """Load preference pairs from a file or a table already in memory.
+
+    The canonical schema (one row per pair) is ``prompt``, ``response_a``, ``response_b``
+    (text), ``label`` (1 / ``"A"`` / true: A preferred; 0 / ``"B"`` / false: B preferred;
+    0.5 / ``"tie"``), and optionally ``user_id``, ``conversation_id`` and ``embedding_a``,
+    ``embedding_b`` (one vector per row: list or fixed-size-list columns, arrays in a
+    DataFrame, tensor columns). With both embedding columns the protocol uses them instead
+    of an embedder.
 
     Parameters
     ----------
-    path : str or os.PathLike
+    path : str, os.PathLike, or a table
+        A JSONL, JSONL.gz, Parquet or CSV file; or a pandas or polars DataFrame, a pyarrow
+        Table, or a Hugging Face ``datasets.Dataset`` (one split).
     format : {"jsonl", "parquet", "csv"}, optional
-        Inferred from the extension when omitted (``.jsonl``, ``.json``, ``.jsonl.gz``,
-        ``.parquet``, ``.csv``, ``.csv.gz``).
+        Files only; inferred from the extension when omitted (``.jsonl``, ``.json``,
+        ``.ndjson``, ``.jsonl.gz``, ``.parquet``, ``.pq``, ``.csv``, ``.csv.gz``).
     columns : mapping, optional
-        Canonical field -> column in the file, e.g. ``{"prompt": "question", "label": "pref"}``.
+        Canonical field -> column, e.g. ``{"prompt": "question", "label": "pref"}``.
         Unmapped canonical fields are looked up under their own name. Without a mapping, the
         HH-RLHF layout (``chosen``/``rejected`` dialogues) and the two-objective layout
         (``prompt``, ``responses``, ``label`` as the index of the preferred response,
         ``objective`` as the user) are recognised.
+    labels : mapping, optional
+        Label value -> label, for labels in other words, e.g. ``{"good": 1, "bad": 0}``.
 
     Returns
     -------
@@ -149,34 +185,65 @@ def load(path: Any, format: str | None = None, columns: Mapping[str, str] | None
 
     Raises
     ------
-    FileNotFoundError, ValueError
-        Unreadable file (names the file and the reader's complaint) or a missing column (names
-        the column and lists those present).
+    FileNotFoundError, TypeError, ValueError
+        Unreadable file (names the file and the reader's complaint), an unsupported object,
+        a missing column (names the column and lists those present) or a bad label.
     """
-    path = fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no such file: {path}")
-    if os.path.isdir(path):
-        raise IsADirectoryError(f"{path} is a folder, expected a data file")
-    fmt = (format or _infer_format(path)).lower()
-    table = _read_table(path, fmt)
-    try:
-        names = table.column_names
-        data = {name: table.column(name).to_pylist() for name in names}
-    except UnicodeDecodeError as exc:  # e.g. a CSV whose bytes are not UTF-8
-        raise FormatError(f"could not read {path} as {fmt}: text is not valid UTF-8 ({exc})") from None
+    from .._arrow import to_arrow_table
+
+    table = to_arrow_table(path, "path")
+    if table is not None:
+        if format is not None:
+            raise ValueError(f"format={format!r} applies to files, not to {_describe(path)}")
+        where = _describe(path)
+    else:
+        try:
+            where = fspath(path)
+        except TypeError:
+            raise TypeError(f"path must be a file path, a pandas or polars DataFrame, a pyarrow Table or a "
+                            f"datasets.Dataset, got {type(path).__name__}") from None
+        if not os.path.exists(where):
+            raise FileNotFoundError(f"no such file: {where}")
+        if os.path.isdir(where):
+            raise IsADirectoryError(f"{where} is a folder, expected a data file")
+        fmt = (format or _infer_format(where)).lower()
+        table = _read_table(where, fmt)
     columns = dict(columns or {})
     unknown = set(columns) - set(CANONICAL)
     if unknown:
-        raise ValueError(f"columns maps unknown fields {sorted(unknown)}; canonical fields are {list(CANONICAL)}")
-
+        tail = f"maps unknown fields {sorted(unknown)}; canonical fields are {list(CANONICAL)}"
+        raise ArgumentError(f"columns {tail}", f"--columns {tail}")
+    names = list(table.column_names)
     if not columns and {"chosen", "rejected"} <= set(names) and "responses" not in names:
-        ds = _from_hh_rlhf(data, path)
+        layout, wanted = _from_hh_rlhf, ("chosen", "rejected")
     elif not columns and {"prompt", "responses", "label"} <= set(names):
-        ds = _from_two_objectives(data, path)
+        layout, wanted = _from_two_objectives, ("prompt", "responses", "label", "objective", "user_id")
     else:
-        ds = _from_columns(data, names, columns, path)
+        return _with_coerced(_from_columns(table, names, columns, labels, where), table)
+    if labels:
+        head = (f"{where} is in the {'HH-RLHF' if layout is _from_hh_rlhf else 'two-objective'} layout, "
+                "whose labels need no mapping")
+        raise ArgumentError(f"{head}; drop labels=", f"{head}; drop --labels")
+    return _with_coerced(layout(_texts_of(table, [n for n in wanted if n in names], where), where), table)
+
+
+def _with_coerced(ds: PreferenceDataset, table) -> PreferenceDataset:
+    ds.coerced = _coerced_counts(table)
     return ds
+
+
+def _describe(obj) -> str:
+    kind = type(obj).__name__
+    module = type(obj).__module__.split(".")[0]
+    return {"pandas": "the pandas DataFrame", "polars": "the polars DataFrame",
+            "datasets": "the datasets.Dataset"}.get(module, f"the {module} {kind}")
+
+
+def _texts_of(table, names, where: str) -> dict:
+    try:
+        return {name: table.column(name).to_pylist() for name in names}
+    except UnicodeDecodeError as exc:  # e.g. a CSV whose bytes are not UTF-8
+        raise FormatError(f"could not read {where}: text is not valid UTF-8 ({exc})") from None
 
 
 def _infer_format(path: str) -> str:
@@ -187,80 +254,168 @@ def _infer_format(path: str) -> str:
                      (".parquet", "parquet"), (".pq", "parquet"), (".csv", "csv")):
         if lower.endswith(ext):
             return fmt
-    raise ValueError(f"cannot tell the format of {path} from its name; pass format='jsonl', "
-                     "'parquet' or 'csv'")
+    head = f"cannot tell the format of {path} from its name"
+    raise ArgumentError(f"{head}; pass format='jsonl', 'parquet' or 'csv'", f"{head}; pass --format jsonl, parquet or csv")
 
 
 def _read_table(path: str, fmt: str):
     import pyarrow as pa
 
+    if fmt not in ("jsonl", "parquet", "csv"):
+        raise ValueError(f"unknown format {fmt!r}; use 'jsonl', 'parquet' or 'csv'")
     try:
         if fmt == "jsonl":
             import pyarrow.json as pj
 
-            # JSONL rows can be large dialogues: a generous block size avoids straddling errors.
-            return pj.read_json(path, read_options=pj.ReadOptions(block_size=1 << 26))
-        if fmt == "parquet":
+            try:
+                # JSONL rows can be large dialogues: a generous block size avoids straddling errors.
+                table = pj.read_json(path, read_options=pj.ReadOptions(block_size=1 << 26))
+            except pa.ArrowInvalid as exc:
+                if "changed from" not in str(exc):  # a column of mixed types, e.g. true in a text column
+                    raise
+                table = _read_jsonl_mixed(path)
+        elif fmt == "parquet":
             import pyarrow.parquet as pq
 
-            return pq.read_table(path)
-        if fmt == "csv":
+            table = pq.read_table(path)
+        else:
             import pyarrow.csv as pc
 
-            return pc.read_csv(path)
+            table = pc.read_csv(path)
+        table.column_names  # noqa: B018  (column names that are not UTF-8 fail here, not later)
     except (FileNotFoundError, IsADirectoryError, PermissionError):
         raise
+    except UnicodeDecodeError as exc:
+        raise FormatError(f"could not read {path} as {fmt}: text is not valid UTF-8 ({exc})") from None
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError, EOFError) as exc:
         raise FormatError(f"could not read {path} as {fmt}: {exc}") from None
-    raise ValueError(f"unknown format {fmt!r}; use 'jsonl', 'parquet' or 'csv'")
+    return table
 
 
-def _column(data: dict, names: Sequence[str], column: str, field_name: str, path: str) -> list:
-    if column not in data:
-        raise ValueError(f"{path}: missing column {column!r} for field {field_name!r}; "
-                         f"columns present: {list(names)}. Pass columns={{{field_name!r}: ...}} "
-                         "to map it.")
-    return data[column]
+def _missing(where: str, names, column: str, field_name: str) -> ArgumentError:
+    head = f"{where}: missing column {column!r} for field {field_name!r}; columns present: {list(names)}"
+    return ArgumentError(f"{head}. Pass columns={{{field_name!r}: ...}} to map it.",
+                         f"{head}. Pass --columns {field_name}=COLUMN to map it.")
 
 
-def _from_columns(data: dict, names, columns: dict, path: str) -> PreferenceDataset:
-    fields = {}
+_COERCED_KEY = b"likeable.coerced"
+
+
+def _read_jsonl_mixed(path: str):
+    """JSONL whose columns mix types, read line by line: in a column that holds strings, JSON
+    booleans, numbers (and lists or objects) become their JSON text; the counts go in the
+    table's metadata (see :func:`_coerced_counts`)."""
+    import gzip
+    import json
+
+    import pyarrow as pa
+
+    opener = gzip.open if path.lower().endswith(".gz") else open
+    rows = []
+    with opener(path, "rt", encoding="utf-8") as fh:
+        for number, line in enumerate(fh, 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise FormatError(f"could not read {path} as jsonl: line {number}: {exc}") from None
+                if not isinstance(rows[-1], dict):
+                    raise FormatError(f"could not read {path} as jsonl: line {number} is not an object")
+    names = list(dict.fromkeys(key for row in rows for key in row))
+    columns, coerced = {}, {}
+    for name in names:
+        values, count = _as_text_where_mixed([row.get(name) for row in rows])
+        columns[name] = pa.array(values)
+        if count:
+            coerced[name] = count
+    return pa.table(columns).replace_schema_metadata({_COERCED_KEY: json.dumps(coerced).encode()})
+
+
+def _as_text_where_mixed(values: list) -> tuple[list, int]:
+    """Values of one column with non-strings as JSON text when the column (or, for a column of
+    lists, its items) holds strings; and how many were changed."""
+    import json
+
+    def fix(items: list) -> tuple[list, int]:
+        if not any(isinstance(v, str) for v in items):
+            return items, 0
+        out = [v if v is None or isinstance(v, str) else json.dumps(v) for v in items]
+        return out, sum(v is not None and not isinstance(v, str) for v in items)
+
+    if all(v is None or isinstance(v, list) for v in values):  # e.g. "responses": a list per row
+        fixed = [fix(v) if v is not None else (None, 0) for v in values]
+        if any(isinstance(item, str) for v in values if v for item in v):
+            return [v for v, _ in fixed], sum(n for _, n in fixed)
+        return values, 0
+    return fix(values)
+
+
+def _coerced_counts(table) -> dict:
+    """Per column, the values :func:`_read_jsonl_mixed` turned into text (empty for other reads)."""
+    import json
+
+    metadata = table.schema.metadata or {}
+    return json.loads(metadata[_COERCED_KEY]) if _COERCED_KEY in metadata else {}
+
+
+def _from_columns(table, names, columns: dict, labels, where: str) -> PreferenceDataset:
+    present = {}
     for name in CANONICAL:
         col = columns.get(name, name)
-        if name in REQUIRED:
-            fields[name] = _column(data, names, col, name, path)
-        elif col in data:
-            fields[name] = data[col]
-        elif name in columns:
-            _column(data, names, col, name, path)  # mapped but absent: raise
-    return PreferenceDataset(
+        if col in names:
+            present[name] = col
+        elif name in REQUIRED or name in columns:
+            raise _missing(where, names, col, name)
+    if ("embedding_a" in present) != ("embedding_b" in present):
+        have, lack = ("embedding_a", "embedding_b") if "embedding_a" in present else ("embedding_b", "embedding_a")
+        raise _missing(where, names, columns.get(lack, lack), lack)
+    from .._arrow import embedding_matrix
+
+    embeddings = {name: embedding_matrix(table.column(present[name]), present[name])
+                  for name in ("embedding_a", "embedding_b") if name in present}
+    text_fields = [name for name in present if name not in embeddings]
+    data = _texts_of(table, [present[name] for name in text_fields], where)
+    fields = {name: data[present[name]] for name in text_fields}
+    ds = PreferenceDataset(
         prompt=[_text(v) for v in fields["prompt"]], response_a=[_text(v) for v in fields["response_a"]],
-        response_b=[_text(v) for v in fields["response_b"]], label=_parse_labels(fields["label"], path),
-        user_id=fields.get("user_id"), conversation_id=fields.get("conversation_id"), source=path)
+        response_b=[_text(v) for v in fields["response_b"]], label=_parse_labels(fields["label"], where, labels),
+        user_id=fields.get("user_id"), conversation_id=fields.get("conversation_id"),
+        embeddings_a=embeddings.get("embedding_a"), embeddings_b=embeddings.get("embedding_b"), source=where)
+    if ds.has_embeddings and ds.embeddings_a.shape[1] != ds.embeddings_b.shape[1]:
+        raise ValueError(f"{where}: embedding_a has {ds.embeddings_a.shape[1]} dimensions but embedding_b "
+                         f"has {ds.embeddings_b.shape[1]}")
+    return ds
 
 
 def _text(value) -> str:
     return "" if value is None else str(value)
 
 
-def _parse_labels(values: list, path: str) -> np.ndarray:
-    """1/0/0.5, booleans, or the strings A/B/tie."""
-    words = {"a": 1.0, "b": 0.0, "tie": 0.5, "true": 1.0, "false": 0.0}
+def _parse_labels(values: list, where: str, mapping: Mapping[Any, Any] | None = None) -> np.ndarray:
+    """1/0/0.5, booleans, the words A/B/tie/true/false, or words given in ``mapping``."""
+    mapping = dict(mapping or {})
+    by_text = {str(k).strip().lower(): v for k, v in mapping.items()}
+    for key, value in mapping.items():
+        if label_value(value) is None:
+            tail = f"maps {key!r} to {value!r}; a label is 1 (A), 0 (B), 0.5 (tie) or 'A'/'B'/'tie'"
+            raise ArgumentError(f"labels {tail}", f"--labels {tail}")
+
+    def mapped(v):
+        try:
+            if v in mapping:
+                return mapping[v]
+        except TypeError:  # an unhashable value: only its text can match
+            pass
+        return by_text.get(str(v).strip().lower(), v)
+
     out = np.empty(len(values), dtype=np.float32)
     for i, v in enumerate(values):
-        if isinstance(v, str):
-            key = v.strip().lower()
-            if key in words:
-                out[i] = words[key]
-                continue
-            try:
-                v = float(key)
-            except ValueError:
-                raise ValueError(f"{path}: row {i} has label {v!r}; expected 1 (A), 0 (B), 0.5 (tie) "
-                                 "or 'A'/'B'/'tie'") from None
-        if v is None or v not in (0, 0.5, 1):
-            raise ValueError(f"{path}: row {i} has label {v!r}; expected 1 (A), 0 (B) or 0.5 (tie)")
-        out[i] = float(v)
+        value = label_value(mapped(v) if mapping else v)
+        if value is None:
+            head = f"{where}: row {i} has label {v!r}; expected 1 (A), 0 (B), 0.5 (tie) or 'A'/'B'/'tie'"
+            raise ArgumentError(f"{head}, or map other words with labels={{'good': 1, 'bad': 0}}",
+                                f"{head}, or map other words with --labels good=1,bad=0")
+        out[i] = value
     return out
 
 

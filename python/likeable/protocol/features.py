@@ -1,13 +1,15 @@
 """Step 5 of the protocol: what each feature does to the choice, where it fires, what it is.
 
 For every encoder feature: its length-controlled effect on the choice (a per-feature logistic
-in the core), its share of active pairs, the pairs that activate it most (from an exact
-:class:`likeable.SparseIndex`) and, as text, its strongest distinct pairs in each direction;
-its correlations with the named text properties (:mod:`likeable.protocol.properties`) over
-all pairs; and descriptions — always the offline one (:class:`~likeable.protocol.describe.
-OfflineDescriber`), and the configured describer's (an LLM, say) — each with its fidelity on
-held-out pairs. Describers see training pairs only; fidelity is measured on validation and
-test pairs. On synthetic data each feature is matched to the planted attribute it tracks, and
+in the core) with its p-value, Benjamini–Hochberg q-value and Bonferroni flag over all the
+features tested, its share of active pairs, the distinct pairs that activate it most (from an
+exact :class:`likeable.SparseIndex`; a pair of texts judged several times counts once) and, as
+text, its strongest distinct pairs in each direction; its correlations with the named text
+properties (:mod:`likeable.protocol.properties`) over all pairs; and descriptions — always the
+offline one (:class:`~likeable.protocol.describe.OfflineDescriber`), and the configured
+describer's (an LLM, say) — each with its fidelity on held-out pairs. Describers see training
+pairs only; fidelity is measured on distinct validation and test pairs. On synthetic data each
+feature is matched to the planted attribute it tracks, and
 :class:`~likeable.protocol.results.Recovery` says how well the planted attributes were found.
 """
 from __future__ import annotations
@@ -18,9 +20,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .describe import CallableDescriber, Description, OfflineDescriber, TextCorpus, fidelity
-from .metrics import column_correlation
+from .metrics import benjamini_hochberg, bonferroni, column_correlation
 from .properties import PropertyBank, associations
 from .results import DescriptionResult, Example, FeatureResult, PhraseScore, PropertyLink, Recovery, TopPair
+from .split import distinct_pairs
 
 if TYPE_CHECKING:
     from ..encoder import SparseEncoder
@@ -61,7 +64,8 @@ def describe_features(ds: PreferenceDataset, split: Split, pairs: PairInputs, en
                       ) -> tuple[list[FeatureResult], Recovery | None]:
     """One :class:`FeatureResult` per feature, and the recovery of planted attributes (synthetic data).
 
-    The ``cfg.n_described`` most significant features (or all) are described.
+    The ``cfg.n_described`` most significant features (or all) are described. Every judgment is
+    used for the effects; repeated texts only once for top pairs, examples and fidelity.
     """
     from ..index import SparseIndex
     from ..preferences import PreferenceModel
@@ -84,6 +88,9 @@ def describe_features(ds: PreferenceDataset, split: Split, pairs: PairInputs, en
     offline = OfflineDescriber()
     extra = _as_describer(cfg.describer) if cfg.describer is not None else None
     share = np.bincount(codes.indices, minlength=n_feat) / max(len(ds), 1)
+    q_value, strict = benjamini_hochberg(effects.p_value), bonferroni(effects.p_value)
+    distinct = distinct_pairs(ds)
+    n_judgments = np.bincount(distinct)
     order = np.argsort(np.where(np.isnan(effects.p_value), np.inf, effects.p_value), kind="stable")
     described = set(order[: cfg.n_described].tolist() if cfg.n_described else range(n_feat))
     correlation = _attribute_correlation(ds.truth, codes)
@@ -95,7 +102,7 @@ def describe_features(ds: PreferenceDataset, split: Split, pairs: PairInputs, en
         features = tqdm(features, desc="features", unit="feature")
     out = []
     for j in features:
-        rows, values = index.top_activations(int(j), cfg.n_top_pairs, 1)
+        rows, values = _top_distinct(index, int(j), cfg.n_top_pairs, distinct)
         column = columns[:, [j]].toarray().ravel().astype(np.float64)
         descriptions: list[DescriptionResult] = []
         if j in described and np.any(column[split.train] != 0):
@@ -106,8 +113,8 @@ def describe_features(ds: PreferenceDataset, split: Split, pairs: PairInputs, en
             if extra is not None:
                 descriptions.append(_describe_with(extra, cfg.annotator, j, column, corpus, split, held, cfg))
             elif cfg.annotator is not None:  # the configured annotator judges the offline description
-                rows = _fidelity_sample(column, held, cfg.n_fidelity_pairs, cfg.seed + j)
-                descriptions[0] = _record(found, column[rows], _judge_with(cfg.annotator, found, corpus, rows),
+                sample = _fidelity_sample(column, held, cfg.n_fidelity_pairs, cfg.seed + j)
+                descriptions[0] = _record(found, column[sample], _judge_with(cfg.annotator, found, corpus, sample),
                                           _SAMPLED + " (configured annotator)")
         primary = descriptions[-1] if descriptions else None
         matched = None
@@ -117,11 +124,13 @@ def describe_features(ds: PreferenceDataset, split: Split, pairs: PairInputs, en
         out.append(FeatureResult(
             feature=int(j), coefficient=float(effects.coef[j]), std_error=float(effects.std_error[j]),
             p_value=float(effects.p_value[j]), share_active=float(share[j]), n_active_train=int(effects.n_active[j]),
-            top_pairs=[TopPair(pair=int(r), activation=float(v)) for r, v in zip(rows, values)],
+            top_pairs=[TopPair(pair=int(r), activation=float(v), n_judgments=int(n_judgments[distinct[r]]))
+                       for r, v in zip(rows, values)],
             description=None if primary is None else primary.text,
             fidelity=None if primary is None else primary.fidelity,
             matched_attribute=None if matched is None else names[matched],
             attribute_correlation=None if matched is None else float(correlation[j, matched]),
+            q_value=float(q_value[j]), bonferroni=bool(strict[j]),
             direction=None if primary is None else _direction(primary),
             properties=[_link(a) for a in linked.top(j, 5, min_abs_r=0.0)] if share[j] > 0 else None,
             descriptions=descriptions or None,
@@ -131,6 +140,19 @@ def describe_features(ds: PreferenceDataset, split: Split, pairs: PairInputs, en
 
 
 # --------------------------------------------------------------------------------------
+def _top_distinct(index, feature: int, n: int, distinct: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The ``n`` strongest rows of ``feature`` with distinct texts (the first row of each), asking
+    the index for more rows until ``n`` distinct ones are found or the feature's rows run out."""
+    fetch = 4 * n
+    while True:
+        rows, values = index.top_activations(feature, fetch, 1)
+        _, first = np.unique(distinct[rows], return_index=True)
+        keep = np.sort(first)[:n]
+        if keep.size >= n or rows.size < fetch:
+            return rows[keep], values[keep]
+        fetch *= 4
+
+
 def _as_describer(describer):
     """A configured describer: one with ``describe``/``annotate`` as is, a plain callable adapted."""
     if hasattr(describer, "describe") and hasattr(describer, "annotate"):

@@ -113,15 +113,20 @@ class Report:
         r = self.result
         enc = r.encoder
         lines = [f"encoder: normalized MSE {enc.normalized_mse:.3f}, "
-                 f"dead {enc.dead_fraction:.2f}, mean active {enc.mean_active:.2f}"]
+                 f"dead {enc.dead_fraction:.2f}, mean active {enc.mean_active:.2f}"
+                 + (f" (k = {enc.k}; {enc.train_l0:.2f} on training pairs)" if enc.train_l0 is not None else "")]
+        beyond = r.fraction_beyond_length or {}
         for name, score in r.prediction.items():
             a = score.auc
             lines.append(f"  {name:>13}: AUC {_f(a.value)} [{_f(a.low)}, {_f(a.high)}]"
-                         f"  fraction of dense signal {_f(r.fraction_of_signal.get(name))}")
+                         f"  fraction of dense signal {_f(r.fraction_of_signal.get(name))}"
+                         + (f", beyond length {_est(beyond[name])}" if name in beyond else ""))
         p = r.personalization
         if p is not None:
             lines.append("personalization (mean per-user held-out AUC): "
                          + ", ".join(f"{k} {_f(v)}" for k, v in _personalization_rows(p)))
+            if p.gain is not None:
+                lines.append(_gain_sentence(p))
         if r.recovery is not None:
             lines.append(f"planted directions: mean best |corr| {_f(r.recovery.mean_best_correlation)}")
         if p is not None and p.weight_recovery is not None:
@@ -296,6 +301,18 @@ _STYLE = ("body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-wi
           ".box{border-radius:8px;padding:0.2em 1.2em;margin:1em 0}.box h2{border:none;margin-top:0.6em}"
           ".findings{background:#f3f8fc;border:1px solid #b6d4ea}.warn{background:#fff8e6;border:1px solid #f0c36d}"
           "pre{white-space:pre-wrap;font-size:0.8em}")
+
+
+def _est(e: Estimate | None) -> str:
+    return "–" if e is None else f"{_f(e.value)} [{_f(e.low)}, {_f(e.high)}]"
+
+
+def _gain_sentence(p: Personalization) -> str:
+    """The per-user gain in plain words, with its interval and what was resampled."""
+    head = ("per-user gain over the population" if p.gain_significant
+            else "no significant per-user gain over the population")
+    varying = "" if p.n_varying is None else f"; {p.n_varying} feature(s) vary by person (q < 0.05)"
+    return f"{head}: {_est(p.gain)} AUC (95% CI, resampling {p.resampled}){varying}"
 
 
 def _personalization_rows(p: Personalization) -> list[tuple[str, float]]:

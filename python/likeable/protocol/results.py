@@ -34,9 +34,9 @@ if TYPE_CHECKING:
     from ..preferences import PreferenceModel
     from ..sparse import SparseCodes
 
-__all__ = ["EncoderHealth", "ModelScore", "TopPair", "PropertyLink", "PhraseScore", "DescriptionResult", "Example",
-           "Notice", "FeatureResult", "Recovery", "FewShotCurve",
-           "WeightRecovery", "Personalization", "DatasetSummary", "ProtocolResult", "Prediction",
+__all__ = ["EncoderHealth", "ModelScore", "ProbeTuning", "TopPair", "PropertyLink", "PhraseScore",
+           "DescriptionResult", "Example", "Notice", "FeatureResult", "Recovery", "FewShotCurve",
+           "WeightRecovery", "FeatureVariance", "Personalization", "DatasetSummary", "ProtocolResult", "Prediction",
            "Split", "PairInputs", "Encoded", "to_plain", "from_plain"]
 
 KEEP_NONE = {"keep_none": True}  # written as null when None (None is a value, not "does not apply")
@@ -62,19 +62,37 @@ class EncoderHealth:
     matryoshka: list[int] | None = field(default=None, metadata=KEEP_NONE)  # null: no Matryoshka
     normalized_mse: float | None = None
     dead_fraction: float | None = None
-    mean_active: float | None = None  # active features per pair (L0)
+    mean_active: float | None = None  # active features per pair (L0), on ``measured_on``
     measured_on: str | None = None
     best_epoch: int | None = None
     encode_rows_per_s: float | None = None
     epochs_run: int | None = None  # epochs trained before early stopping (of config's epochs)
+    train_l0: float | None = None           # mean active features per training pair (= k once calibrated)
+    threshold: float | None = None          # BatchTopK: the calibrated inference threshold
+    threshold_before: float | None = None   # BatchTopK: the training's moving average it replaced
 
 
 @dataclass(frozen=True, kw_only=True)
 class ModelScore:
-    """One predictor's held-out AUC and accuracy, each with its bootstrap interval."""
+    """One predictor's held-out AUC and accuracy, each with its bootstrap interval (resampling
+    the test part's prompt/conversation components); whether it has the length control, and its
+    penalty."""
 
     auc: Estimate | None = None
     accuracy: Estimate | None = None
+    length_control: bool | None = None
+    l2: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProbeTuning:
+    """The dense probe's L2 penalty, chosen by cross-validation on the training part with whole
+    prompts/conversations per fold: mean fold AUC for each penalty of the grid."""
+
+    grid: list[float]
+    cv_auc: list[float]
+    chosen: float
+    n_folds: int
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -83,6 +101,7 @@ class TopPair:
 
     pair: int          # row of the dataset
     activation: float
+    n_judgments: int | None = None  # judgments of the same texts (prompt and both responses) in the data
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -174,6 +193,8 @@ class FeatureResult:
     fidelity: float | None = None
     matched_attribute: str | None = None
     attribute_correlation: float | None = None
+    q_value: float | None = None       # Benjamini–Hochberg over the features with a p-value
+    bonferroni: bool | None = None     # p < 0.05 / features tested
     direction: str | None = None                    # what a positive / negative activation means, in words
     properties: list[PropertyLink] | None = None    # strongest property associations over all pairs
     descriptions: list[DescriptionResult] | None = None  # the offline one first, then any LLM one
@@ -204,6 +225,9 @@ class FewShotCurve:
     """
 
     shots: list[int]
+    n_draws: int | None = None                   # random draws each random curve averages
+    low: dict[str, list[float]] | None = None    # 2.5th percentile over the draws, per curve
+    high: dict[str, list[float]] | None = None   # 97.5th percentile
     curves: dict[str, list[float]] = field(default_factory=dict, metadata=REST)
 
 
@@ -216,19 +240,53 @@ class WeightRecovery:
 
 
 @dataclass(frozen=True, kw_only=True)
+class FeatureVariance:
+    """How much one feature's weight varies between users, and whether that beats chance.
+
+    ``variance``: the between-user variance τ² of the feature's per-user offset (empirical
+    Bayes; 0: it does not vary); ``statistic``: the variance-component score statistic
+    Σ_u (Σ_{i∈u} x_ij r_i)² on the population model's residuals; ``p_value``: its permutation
+    p-value (users' labels shuffled, see ``Personalization.variance_null``); ``q_value``:
+    Benjamini–Hochberg over the features; ``significant``: q < 0.05.
+    """
+
+    feature: int | None = None   # None for the length column
+    name: str | None = None
+    variance: float | None = None
+    statistic: float | None = None
+    p_value: float | None = None
+    q_value: float | None = None
+    significant: bool | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class Personalization:
-    """Per-user models against the population's, as mean per-user held-out AUC."""
+    """Per-user models against the population's, as mean per-user held-out AUC.
+
+    ``auc``/``gain``: the same numbers with bootstrap intervals (``resampled`` says over what);
+    ``feature_variance``: which features vary by person.
+    """
 
     population_auc: float
     per_user_auc: float
     shrunk_auc: float
     drift_auc: float
     few_shot: FewShotCurve
-    shrinkage: float | None = None           # chosen on validation, offsets around the population
-    per_user_shrinkage: float | None = None  # the same, for offsets around zero (per-user only)
+    shrinkage: float | None = None           # (older reports) chosen on validation
+    per_user_shrinkage: float | None = None  # (older reports) the same, offsets around zero
     n_users: int | None = None
     gain_over_population: float | None = None
     weight_recovery: WeightRecovery | None = None
+    auc: dict[str, Estimate] | None = None        # population, per_user_only, shrunk, drift
+    gain: Estimate | None = None                  # shrunk − population, paired
+    gain_per_user_only: Estimate | None = None    # per_user_only − population, paired
+    gain_significant: bool | None = None          # gain's interval above 0
+    user_gains: dict[str, float] | None = None    # each user's shrunk − population AUC
+    resampled: str | None = None                  # "users" or "test prompts within each user"
+    shrinkage_method: str | None = None
+    feature_variance: list[FeatureVariance] | None = None
+    variance_null: str | None = None              # how the permutation null shuffled users
+    n_varying: int | None = None                  # features whose variance is significant
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -243,6 +301,8 @@ class DatasetSummary:
     n_validation: int | None = None
     n_test: int | None = None
     n_components: int | None = None
+    n_distinct_pairs: int | None = None   # distinct texts (prompt and both responses, either order)
+    coerced: dict[str, int] | None = None  # per column: values the loader turned into text
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -250,8 +310,11 @@ class ProtocolResult:
     """Everything :func:`likeable.evaluate` found; the report's JSON is :func:`to_plain` of it.
 
     ``prediction``, ``fraction_of_signal`` and ``selected_features`` are keyed by model name
-    (``length``, ``dense``, ``all_features``, ``top_<n>``); ``extra`` keeps sections this
-    version does not know (read from a report written elsewhere).
+    (``length``, ``dense``, ``all_features``, ``top_<n>``); every model but ``length`` has the
+    length control. ``fraction_of_signal``: (AUC − 0.5) / (AUC_dense − 0.5);
+    ``fraction_beyond_length``: (AUC − AUC_length) / (AUC_dense − AUC_length), the share of the
+    dense probe's signal beyond length. ``extra`` keeps sections this version does not know
+    (read from a report written elsewhere).
     """
 
     encoder: EncoderHealth
@@ -259,6 +322,9 @@ class ProtocolResult:
     fraction_of_signal: dict[str, float]
     selected_features: dict[str, list[int]] | None = None
     features: list[FeatureResult]
+    fraction_of_signal_ci: dict[str, Estimate] | None = None    # the same with its interval
+    fraction_beyond_length: dict[str, Estimate] | None = None   # (AUC − AUC_len) / (AUC_dense − AUC_len)
+    dense_tuning: ProbeTuning | None = None
     recovery: Recovery | None = None
     personalization: Personalization | None = None
     sessions: SessionResult | None = None
@@ -285,6 +351,7 @@ class Split:
     validation_decided: np.ndarray
     test_decided: np.ndarray
     n_components: int
+    components: np.ndarray | None = None  # component (prompt/conversation group) of every pair
 
 
 @dataclass(frozen=True)
@@ -311,7 +378,10 @@ class Prediction:
     scores: dict[str, ModelScore]
     fraction_of_signal: dict[str, float]
     selected_features: dict[str, list[int]]
-    population: PreferenceModel
+    population: PreferenceModel            # all features, with the length control
+    fraction_of_signal_ci: dict[str, Estimate] | None = None
+    fraction_beyond_length: dict[str, Estimate] | None = None
+    dense_tuning: ProbeTuning | None = None
 
 
 # --------------------------------------------------------------------------------------

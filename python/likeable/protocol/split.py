@@ -5,7 +5,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["group_components", "split_by_components"]
+__all__ = ["group_components", "split_by_components", "distinct_pairs"]
 
 
 def group_components(*groupings: Sequence | None) -> np.ndarray:
@@ -83,3 +83,14 @@ def split_by_components(components: np.ndarray, fractions: Sequence[float] = (0.
     _, inverse = np.unique(components, return_inverse=True)
     pair_part = part_of[inverse.ravel()]
     return tuple(np.flatnonzero(pair_part == p).astype(np.int64) for p in range(fractions.size))
+
+
+def distinct_pairs(dataset) -> np.ndarray:
+    """Id of each pair's texts: pairs with the same prompt and the same two responses (in either
+    order) share one id, e.g. one pair judged by several annotators. Pairs without response
+    texts (embeddings only) are each their own. int64 (n_pairs,), ids 0..D-1 in order of first
+    appearance."""
+    ids: dict = {}
+    keys = ((p, *sorted((a, b))) if (a or b) else row
+            for row, (p, a, b) in enumerate(zip(dataset.prompt, dataset.response_a, dataset.response_b)))
+    return np.fromiter((ids.setdefault(key, len(ids)) for key in keys), np.int64, len(dataset))

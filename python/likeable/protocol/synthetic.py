@@ -102,14 +102,15 @@ def user_tastes(n_users: int, n_dims: int, rng: np.random.Generator, mean_scale:
 # --------------------------------------------------------------------------------------
 def synthetic(n_pairs: int = 4000, n_users: int = 20, n_features: int = 12, seed: int = 0, *,
               dim: int = 64, noise: float = 0.05, attribute_density: float = 0.15,
-              user_spread: float = 1.5, label_scale: float = 3.0):
+              user_spread: float = 1.5, label_scale: float = 3.0, n_varying: int | None = None):
     """Embedded preference pairs with planted interpretable directions and known users.
 
     Each response has sparse non-negative attribute strengths over ``n_features`` named
     attributes (the seven session dimensions first); its embedding is the attribute
     strengths times orthonormal planted directions, plus Gaussian noise. Each simulated user
-    has weights over the attributes: a shared population taste plus a personal deviation of
-    scale ``user_spread``. Pair labels are Bernoulli(sigmoid(label_scale * w_user · (a_A − a_B))),
+    has weights over the attributes: a shared population taste plus, on the first
+    ``n_varying`` attributes, a personal deviation of scale ``user_spread`` (on the others
+    everyone agrees). Pair labels are Bernoulli(sigmoid(label_scale * w_user · (a_A − a_B))),
     so no metric needs an embedder and every one has a ground truth.
 
     Parameters
@@ -126,13 +127,16 @@ def synthetic(n_pairs: int = 4000, n_users: int = 20, n_features: int = 12, seed
         Scale of each user's deviation from the population weights.
     label_scale : float
         Sharpness of the simulated choices.
+    n_varying : int, optional
+        Attributes on which users differ (default: the seven session dimensions, or all
+        attributes when there are no more than seven).
 
     Returns
     -------
     PreferenceDataset
         With ``embeddings_a/b`` and ``truth`` (``directions``, ``attribute_names``,
         ``attributes_a/b``, ``user_weights``, ``user_names``, ``population_weights``,
-        ``length_a/b``, ``label_scale``).
+        ``varying`` (bool per attribute: users differ on it), ``length_a/b``, ``label_scale``).
     """
     # datasets re-exports this module's public names, so it is imported here, not at the top.
     from .datasets import PreferenceDataset
@@ -152,6 +156,9 @@ def synthetic(n_pairs: int = 4000, n_users: int = 20, n_features: int = 12, seed
     emb_a = embed_attributes(attrs_a, directions, noise, rng)
     emb_b = embed_attributes(attrs_b, directions, noise, rng)
     population, user_weights = user_tastes(n_users, n_features, rng, spread=user_spread)
+    n_varying = len(SESSION_DIMENSIONS) if n_varying is None and n_features > len(SESSION_DIMENSIONS) else n_varying
+    varying = np.arange(n_features) < (n_features if n_varying is None else n_varying)
+    user_weights[:, ~varying] = population[~varying]  # everyone agrees on these
     user_names = np.asarray([f"user{u:03d}" for u in range(n_users)], dtype=object)
     user_index = rng.integers(0, n_users, n_pairs)
     margin = label_scale * np.einsum("ij,ij->i", user_weights[user_index], attrs_a - attrs_b)
@@ -163,7 +170,7 @@ def synthetic(n_pairs: int = 4000, n_users: int = 20, n_features: int = 12, seed
     prompts = [f"synthetic prompt {p}" for p in prompt_ids]
     truth = {"directions": directions, "attribute_names": names, "attributes_a": attrs_a,
              "attributes_b": attrs_b, "user_weights": user_weights, "user_names": list(user_names),
-             "population_weights": population, "length_a": len_a, "length_b": len_b,
+             "population_weights": population, "varying": varying, "length_a": len_a, "length_b": len_b,
              "label_scale": label_scale, "noise": noise, "attribute_density": attribute_density}
     return PreferenceDataset(prompts, text_a, text_b, label, user_id=user_names[user_index],
                              embeddings_a=emb_a, embeddings_b=emb_b, truth=truth,

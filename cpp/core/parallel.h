@@ -1,67 +1,21 @@
-// Shared pieces of the core: typed errors, checked sizes, thread counts, a parallel-for.
-// No Python here: the core compiles and runs without pybind11 or numpy.
+// Thread counts and the one parallel-for of the core (OpenMP where built with it, std::thread
+// otherwise). Results never depend on scheduling: callers give each chunk its own output.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <exception>
-#include <limits>
 #include <mutex>
-#include <sstream>
-#include <stdexcept>
-#include <string>
 #include <thread>
 #include <vector>
-#include <algorithm>
 
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
 namespace likeable {
-
-// Bad arguments from a caller (maps to ValueError).
-struct InvalidArgument : std::invalid_argument {
-  using std::invalid_argument::invalid_argument;
-};
-// A file that is truncated, corrupted, foreign or of an unknown version (maps to likeable.FormatError).
-struct FormatError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-// An allocation refused by a memory guard (maps to MemoryError).
-struct MemoryLimitError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
-namespace detail {
-inline void format_into(std::ostringstream&) {}
-template <class T, class... Rest>
-void format_into(std::ostringstream& os, const T& first, const Rest&... rest) {
-  os << first;
-  format_into(os, rest...);
-}
-}  // namespace detail
-
-template <class... Parts>
-std::string concat(const Parts&... parts) {
-  std::ostringstream os;
-  detail::format_into(os, parts...);
-  return os.str();
-}
-
-// Throws InvalidArgument with the message parts concatenated.
-#define LIKEABLE_CHECK(cond, ...)                                     \
-  do {                                                                \
-    if (!(cond)) throw ::likeable::InvalidArgument(::likeable::concat(__VA_ARGS__)); \
-  } while (0)
-
-// Overflow-checked a*b for sizes of allocations.
-inline std::size_t checked_mul(std::size_t a, std::size_t b) {
-  if (a != 0 && b > std::numeric_limits<std::size_t>::max() / a)
-    throw MemoryLimitError(concat("size overflow: ", a, " x ", b));
-  return a * b;
-}
 
 // requested > 0 wins; otherwise LIKEABLE_NUM_THREADS; otherwise every core.
 inline int resolve_threads(int requested) {
@@ -73,6 +27,13 @@ inline int resolve_threads(int requested) {
   unsigned hw = std::thread::hardware_concurrency();
   return hw == 0 ? 1 : static_cast<int>(hw);
 }
+
+// Below this many multiply-adds a call runs on one thread: waking a team costs more than it
+// saves, and on a busy machine spinning OpenMP workers steal the core from the caller.
+constexpr double kSerialWork = 1 << 24;
+
+// The thread request for a call doing `work` multiply-adds: 1 when it is small.
+inline int threads_for_work(double work, int requested) { return work < kSerialWork ? 1 : requested; }
 
 // Runs fn(begin, end, thread_id) over [0, n) in chunks of `chunk` on `threads` threads
 // (dynamic schedule). The first exception thrown by any worker stops the remaining

@@ -2,17 +2,16 @@
 //  * fit_logistic: one population model, sparse features + dense controls (+ intercept),
 //    L2 and optional L1 on the features only (controls and intercept unpenalised);
 //    IRLS outer loop with cyclic coordinate descent inside (glmnet's scheme).
-//  * fit_user_offsets: thousands of small problems at once, one per user: a per-user
-//    offset over the features the user touched, shrunk toward 0 (i.e. toward the population).
 //  * feature_effects: one small logistic per feature (feature + controls), with Hessian-based
 //    standard errors: the "which features do annotators reward" table.
+// Per-user offsets: user_offsets.h; scoring users against items: scoring.h.
 // Objectives are sums over rows (not means), as scikit-learn's LogisticRegression with C = 1/l2.
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
-#include "core/common.h"
+#include "core/errors.h"
 #include "core/sparse.h"
 
 namespace likeable::prefs {
@@ -38,21 +37,6 @@ struct LogisticFit {
 LogisticFit fit_logistic(const CsrView& X, const float* controls, std::int64_t n_controls,
                          const float* labels, const float* row_offset, const LogisticOptions& opts,
                          const LogisticFit* init = nullptr);
-
-struct UserFitOptions {
-  double shrinkage = 1.0;  // 0.5 * shrinkage * ||offset||^2 per user
-  int max_iter = 50;
-  double tol = 1e-6;
-  int threads = 0;
-};
-
-// Rows of user u are rows[row_ptr[u] .. row_ptr[u+1]) of X. base_logit: population logit per
-// row of X (features, controls and intercept). Writes each user's offset as a dense row of
-// `offsets` (n_users x X.n_cols, row-major; rows are overwritten, untouched features are 0).
-// Returns the number of users that did not converge within max_iter.
-std::int64_t fit_user_offsets(const CsrView& X, const float* base_logit, const float* labels,
-                              const std::int64_t* row_ptr, const std::int64_t* rows,
-                              std::int64_t n_users, float* offsets, const UserFitOptions& opts);
 
 struct FeatureEffects {
   std::vector<double> coef, std_error, z, p_value;  // n_features each
