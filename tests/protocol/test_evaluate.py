@@ -161,7 +161,7 @@ def test_mean_user_auc_matches_per_user_loop(rng):
         mean_user_auc(y, s, u[:10])
 
 
-def test_two_objective_users_gain_from_personalization(request, capsys):
+def test_two_objective_users_gain_from_personalization(request, capsys, tmp_path):
     """Real data, two users with conflicting goals: the per-user models beat the population's."""
     from conftest import shared_path
 
@@ -182,6 +182,10 @@ def test_two_objective_users_gain_from_personalization(request, capsys):
     assert result["gain_significant"] and "per-user gain over the population" in report.summary()
     assert beyond.low < beyond.value < beyond.high  # an interval, however wide (length carries most signal)
     assert report.result.encoder.mean_active == pytest.approx(report.result.encoder.k, rel=0.1)
+    said = " ".join(report.findings())
+    assert "Per-user gains in AUC: harmless" in said and "People differ on" in said
+    page = Path(report.to_html(tmp_path / "two.html")).read_text(encoding="utf-8")
+    assert "Per-user gains (2 users)" in page and "Which features vary by person" in page
 
 
 @pytest.mark.slow
@@ -210,3 +214,6 @@ def test_hh_rlhf_cards_show_pairs_as_text_and_properties_with_r(request, tmp_pat
     n_cards = page.count("class='card'")
     assert n_cards == len(active) and page.count("class='pair'") >= 5 * n_cards
     assert "Planted attribute" not in page and "Personalization" not in page  # nothing that does not apply
+    # the statistics are presented: q on the cards, both fractions of the signal, L0 next to k
+    assert "q &lt; 0.001" in page and "beyond length [95% CI]" in page and "(k&nbsp;=&nbsp;4)" in page
+    assert "of what it predicts beyond length" in " ".join(r.findings)

@@ -1,4 +1,5 @@
 import base64
+import html
 import json
 import os
 import re
@@ -164,3 +165,76 @@ def test_html_renders_in_headless_chromium(tmp_path):
                          capture_output=True, text=True, timeout=120, env=_browser_env()).stdout
     assert "Encoder health" in dom and dom.count("<img") == 3
     assert "Findings" in dom and dom.count("class=\"card\"") == 2
+
+
+def _text(path) -> str:
+    """A page's words as a reader sees them."""
+    return html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", Path(path).read_text("utf-8"))))
+
+
+def _with_statistics(n_users=20, varying=True, significant=True):
+    """_results() with what the statistics step adds (q, Bonferroni, intervals, per-user gains, ...)."""
+    r = _results()
+    est = lambda v, lo, hi, n=800: {"value": v, "low": lo, "high": hi, "n": n, "n_groups": 300}  # noqa: E731
+    for f, q in zip(r["features"], (1e-5, 0.03, 0.8)):
+        f.update(q_value=q, bonferroni=q < 1e-3)
+    r["prediction"]["all_features"]["auc"] = est(0.71, 0.68, 0.74)
+    r["fraction_of_signal_ci"] = {"all_features": est(0.9, 0.8, 1.0), "length": est(0.1, 0.0, 0.2)}
+    r["fraction_beyond_length"] = {"all_features": est(0.85, 0.7, 0.99)}
+    r["dense_tuning"] = {"grid": [1.0, 10.0], "cv_auc": [0.7, 0.72], "chosen": 10.0, "n_folds": 5}
+    r["encoder"].update(mean_active=4.1, train_l0=4.0, threshold=0.15, threshold_before=0.12)
+    r["dataset"].update(n_distinct_pairs=900, coerced={"prompt": 2, "response_a": 1})
+    gain = est(0.15, 0.1, 0.2, n_users) if significant else est(0.01, -0.02, 0.04, n_users)
+    p = r["personalization"]
+    p.update(n_users=n_users, auc={"population": est(0.6, 0.55, 0.65, n_users), "shrunk": est(0.75, 0.7, 0.8)},
+             gain=gain, gain_per_user_only=est(0.1, 0.05, 0.15), gain_significant=significant,
+             user_gains={f"user{u}": 0.01 * u - 0.02 for u in range(n_users)},
+             resampled="users" if n_users >= 10 else "test prompts within each user",
+             variance_null="users shuffled within prompts/conversations", n_varying=2 if varying else 0,
+             feature_variance=[{"feature": 0, "name": "feature 0", "variance": 4.0 if varying else 0.0,
+                                "p_value": 0.001, "q_value": 0.002 if varying else 0.6, "significant": varying},
+                               {"feature": 1, "name": "feature 1", "variance": 0.0, "p_value": 0.5,
+                                "q_value": 0.6, "significant": False},
+                               {"feature": None, "name": "length", "variance": 0.01, "p_value": 0.004,
+                                "q_value": 0.006 if varying else 0.6, "significant": varying}])
+    p["few_shot"] = {"shots": [5, 10], "n_draws": 20, "low": {"shrunk": [0.55, 0.6]}, "high": {"shrunk": [0.65, 0.7]},
+                     "shrunk": [0.6, 0.65], "active": [0.63, 0.7]}
+    return r
+
+
+def test_html_presents_the_statistics(tmp_path):
+    report = Report(_with_statistics())
+    text = _text(report.to_html(tmp_path / "s.html"))
+    said = " ".join(report.findings())
+    # q and Bonferroni on the cards; the effects ordered by q
+    assert "q < 0.001, passes Bonferroni" in text and "q = 0.030" in text
+    # both fractions of the dense signal with intervals, the probe's tuning, the resampled units
+    assert "0.900 [0.800, 1.000]" in text and "0.850 [0.700, 0.990]" in text and "1 (the reference)" in text
+    assert "85% [70%, 99%] of what it predicts beyond length" in said
+    assert "l2 = 10 (mean fold AUC 0.720), was chosen among 1, 10 by 5-fold" in text
+    assert "from 300 prompts/conversations" in text
+    # measured L0 next to k
+    assert "4.100\xa0(k\xa0=\xa04)" in text and "Threshold before calibration" in text
+    # personalization: intervals, the gain in words, the distribution of per-user gains
+    assert "0.600 [0.550, 0.650]" in text and "+0.150 [+0.100, +0.200]" in text
+    assert "Per-user weights help: +0.150 [+0.100, +0.200] AUC" in text and "resampling users" in text
+    assert "Per-user gains (20 users)" in text and "user_gains" in report.figures()
+    assert "17 of 20 users do better with their own weights" in said
+    # which features vary by person, in words, clearest first, length named
+    assert "People differ on 2 of 3 tested (the 2 features and length; permutation test, q < 0.05)" in said
+    assert "feature 0 (x): per-user weights spread ±2 (SD), q = 0.002" in text and "length: per-user" in text
+    # few-shot: bands over draws and the active curve
+    assert "middle 95% of 20 draws" in said and "picked by expected information gain reach 0.630" in said
+    # coerced text counted where the reader sees it; repeated texts counted
+    assert "turned 3 non-text values in text columns into text (prompt 2, response_a 1)" in text
+    assert "(900 distinct pairs of texts" in said
+
+
+def test_html_says_plainly_when_people_do_not_differ(tmp_path):
+    report = Report(_with_statistics(n_users=3, varying=False, significant=False))
+    text = _text(report.to_html(tmp_path / "n.html"))
+    assert "No significant per-user gain over the population model: +0.010 [-0.020, +0.040]" in text
+    assert "People do not differ significantly on any of 3 tested" in text and "no significant per-user gain" in text
+    # three users: each one's gain, not a histogram of three values
+    assert "user_gains" not in report.figures() and "user2 +0.000" in " ".join(report.findings())
+    assert "Per-user gains (3 users)" in text and "user1" in text

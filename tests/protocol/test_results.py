@@ -49,6 +49,10 @@ def test_synthetic_default_json_keeps_its_structure(default_report):
     data = json.loads((default_report / "report.json").read_text())
     assert keeps(structure(data), _recorded("synthetic_default"))
     assert (default_report / "report.html").read_text().startswith("<!DOCTYPE html>")
+    page = (default_report / "report.html").read_text()
+    # the statistics in the page: per-user gains as a distribution, who differs, bands over draws
+    assert "Per-user gains (20 users)" in page and "People differ on" in page
+    assert "(mean and middle 95% of 20 draws)" in " ".join(data["findings"])
 
 
 @pytest.mark.parametrize("case", ["plain_users", "plain"])

@@ -5,7 +5,7 @@ import html
 import math
 from typing import Sequence
 
-from .findings import DEFINITIONS, effect_interval, feature_order, field, is_significant
+from .findings import DEFINITIONS, effect_interval, feature_order, field, is_significant, p_text, signed
 from .results import DescriptionResult, Example, FeatureResult
 
 __all__ = ["feature_cards", "CARD_STYLE"]
@@ -55,9 +55,9 @@ def _card(f: FeatureResult, is_open: bool, synthetic: bool) -> str:
     esc = html.escape
     title = esc(f.description or "(not described)")
     cls = "sig" if is_significant(f) else "nsig"
-    effect = f"<span class='{cls}'>effect {_signed(f.coefficient)}</span>"
+    effect = f"<span class='{cls}'>effect {signed(f.coefficient)}</span>"
     head = (f"<summary><b>Feature {f.feature}</b> · {title}<span class='num'>{effect} · "
-            f"{_test_text(f)} · active in {_pct(f.share_active)} of pairs</span></summary>")
+            f"{esc(_test_text(f))} · active in {_pct(f.share_active)} of pairs</span></summary>")
     body = []
     if f.direction:
         body.append(f"<p class='dir'>{esc(f.direction[0].upper() + f.direction[1:])}.</p>")
@@ -66,8 +66,8 @@ def _card(f: FeatureResult, is_open: bool, synthetic: bool) -> str:
         body.append("<h4>Descriptions</h4>" + "".join(_description(d) for d in f.descriptions))
         body.append(f"<p class='def'>{esc(DEFINITIONS['fidelity'])}</p>")
     if f.properties:
-        items = "".join(f"<li><b>{esc(p.name)}</b>: r = {_signed(p.r, 2)} [{_signed(p.low, 2)}, "
-                        f"{_signed(p.high, 2)}] — {'A' if p.r > 0 else 'B'} has more where it is positive</li>"
+        items = "".join(f"<li><b>{esc(p.name)}</b>: r = {signed(p.r, 2)} [{signed(p.low, 2)}, "
+                        f"{signed(p.high, 2)}] — {'A' if p.r > 0 else 'B'} has more where it is positive</li>"
                         for p in f.properties)
         body.append(f"<h4>Goes with</h4><ul class='links'>{items}</ul>"
                     f"<p class='def'>{esc(DEFINITIONS['properties'])}</p>")
@@ -79,13 +79,13 @@ def _card(f: FeatureResult, is_open: bool, synthetic: bool) -> str:
 
 def _numbers(f: FeatureResult, synthetic: bool) -> str:
     ci = effect_interval(f)
-    cells = [("Effect (length-controlled)", f"{_signed(f.coefficient)} [{_signed(ci[0])}, {_signed(ci[1])}]"
-              if ci else _signed(f.coefficient), DEFINITIONS["effect"]),
-             ("Test", _test_text(f, both=True), DEFINITIONS["p_value"]),
+    cells = [("Effect (length-controlled)", f"{signed(f.coefficient)} [{signed(ci[0])}, {signed(ci[1])}]"
+              if ci else signed(f.coefficient), DEFINITIONS["effect"]),
+             ("Test", html.escape(_test_text(f, both=True)), DEFINITIONS["p_value"]),
              ("Active", f"{_pct(f.share_active)} of pairs", DEFINITIONS["share_active"])]
     if synthetic and f.matched_attribute:
         cells.append(("Planted attribute", f"{html.escape(f.matched_attribute)} (r = "
-                      f"{_signed(f.attribute_correlation, 2)})", "Synthetic data: the planted attribute whose "
+                      f"{signed(f.attribute_correlation, 2)})", "Synthetic data: the planted attribute whose "
                       "A − B difference this feature tracks best."))
     items = "".join(f"<div title='{html.escape(d)}'><span class='def'>{html.escape(k)}</span><b>{v}</b></div>"
                     for k, v, d in cells)
@@ -96,7 +96,7 @@ def _description(d: DescriptionResult) -> str:
     esc = html.escape
     fid = "fidelity not measured"
     if d.fidelity_n:
-        fid = (f"fidelity {_signed(d.fidelity, 2)} on {d.fidelity_n} {esc(d.fidelity_on or 'held-out pairs')}"
+        fid = (f"fidelity {signed(d.fidelity, 2)} on {d.fidelity_n} {esc(d.fidelity_on or 'held-out pairs')}"
                if _finite(d.fidelity) else f"fidelity undefined on {d.fidelity_n} pairs (constant judgements)")
     seen = f", from {d.n_pairs} distinct training pairs" if d.n_pairs else ""
     return (f"<p><b>{esc(d.source)}</b>: {esc(d.text)}<br><span class='def'>{fid}{seen}</span></p>")
@@ -132,14 +132,17 @@ def _example(e: Example, shows: str) -> str:
         return f"<div class='{cls}'><span class='tag'>{' · '.join(tags)}</span>{esc(text or '')}</div>"
 
     chosen = "a tie" if e.chosen == "tie" else f"{e.chosen} was chosen"
+    if (e.n_judgments or 1) > 1:
+        chosen += f" here (the same texts were judged {e.n_judgments} times)"
     prompt = f"<div class='prompt'>{esc(e.prompt)}</div>" if e.prompt else ""
-    return (f"{prompt}<div class='ex-meta'>pair {e.pair} · activation {_signed(e.activation, 2)} · {shows} shows it "
+    return (f"{prompt}<div class='ex-meta'>pair {e.pair} · activation {signed(e.activation, 2)} · {shows} shows it "
             f"more · {chosen}</div><div class='pair'>{response('A', e.response_a)}{response('B', e.response_b)}</div>")
 
 
 def _test_text(f: FeatureResult, both: bool = False) -> str:
     p, q = field(f, "p_value"), field(f, "q_value")
-    parts = ([f"p {_p(p)}"] if p is not None and (both or q is None) else []) + ([f"q {_p(q)}"] if q is not None else [])
+    parts = ([f"p {p_text(p)}"] if p is not None and (both or q is None) else []) + (
+        [f"q {p_text(q)}"] if q is not None else [])
     if field(f, "bonferroni"):
         parts.append("passes Bonferroni")
     return ", ".join(parts) or "not tested"
@@ -149,15 +152,7 @@ def _finite(v) -> bool:
     return v is not None and math.isfinite(v)
 
 
-def _signed(v, digits: int = 3) -> str:
-    return f"{v:+.{digits}f}" if _finite(v) else "–"
-
-
 def _pct(v) -> str:
     if not _finite(v):
         return "–"
     return f"{v:.1%}" if v < 0.1 else f"{v:.0%}"
-
-
-def _p(v) -> str:
-    return "< 0.001" if v < 0.001 else f"= {v:.3f}"

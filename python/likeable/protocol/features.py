@@ -91,6 +91,7 @@ def describe_features(ds: PreferenceDataset, split: Split, pairs: PairInputs, en
     q_value, strict = benjamini_hochberg(effects.p_value), bonferroni(effects.p_value)
     distinct = distinct_pairs(ds)
     n_judgments = np.bincount(distinct)
+    row_judgments = n_judgments[distinct]  # per row: rows with the same texts
     order = np.argsort(np.where(np.isnan(effects.p_value), np.inf, effects.p_value), kind="stable")
     described = set(order[: cfg.n_described].tolist() if cfg.n_described else range(n_feat))
     correlation = _attribute_correlation(ds.truth, codes)
@@ -124,7 +125,7 @@ def describe_features(ds: PreferenceDataset, split: Split, pairs: PairInputs, en
         out.append(FeatureResult(
             feature=int(j), coefficient=float(effects.coef[j]), std_error=float(effects.std_error[j]),
             p_value=float(effects.p_value[j]), share_active=float(share[j]), n_active_train=int(effects.n_active[j]),
-            top_pairs=[TopPair(pair=int(r), activation=float(v), n_judgments=int(n_judgments[distinct[r]]))
+            top_pairs=[TopPair(pair=int(r), activation=float(v), n_judgments=int(row_judgments[r]))
                        for r, v in zip(rows, values)],
             description=None if primary is None else primary.text,
             fidelity=None if primary is None else primary.fidelity,
@@ -134,7 +135,7 @@ def describe_features(ds: PreferenceDataset, split: Split, pairs: PairInputs, en
             direction=None if primary is None else _direction(primary),
             properties=[_link(a) for a in linked.top(j, 5, min_abs_r=0.0)] if share[j] > 0 else None,
             descriptions=descriptions or None,
-            examples=_examples(ds, corpus, column, cfg.n_examples) if share[j] > 0 else None))
+            examples=_examples(ds, corpus, column, cfg.n_examples, row_judgments) if share[j] > 0 else None))
     recovery = None if correlation is None else _recovery(ds.truth, correlation, encoded.encoder, out)
     return out, recovery
 
@@ -211,8 +212,10 @@ def _direction(d: DescriptionResult) -> str:
     return f"positive when A has more of it than B, negative when B has more (it: {what})"
 
 
-def _examples(ds: PreferenceDataset, corpus: TextCorpus, column: np.ndarray, n: int) -> list[Example]:
-    """The ``n`` strongest distinct pairs with a positive activation, then the ``n`` most negative."""
+def _examples(ds: PreferenceDataset, corpus: TextCorpus, column: np.ndarray, n: int,
+              judgments: np.ndarray) -> list[Example]:
+    """The ``n`` strongest distinct pairs with a positive activation, then the ``n`` most negative
+    (``judgments``: per row, how many rows hold the same texts)."""
     everything = np.arange(len(ds))
     out = []
     for sign in (1, -1):
@@ -221,7 +224,8 @@ def _examples(ds: PreferenceDataset, corpus: TextCorpus, column: np.ndarray, n: 
             out.append(Example(pair=int(r), activation=float(value), prompt=_tail(ds.prompt[r], _PROMPT_CHARS),
                                response_a=_head(ds.response_a[r], _RESPONSE_CHARS),
                                response_b=_head(ds.response_b[r], _RESPONSE_CHARS),
-                               chosen="tie" if label == 0.5 else ("A" if label == 1 else "B")))
+                               chosen="tie" if label == 0.5 else ("A" if label == 1 else "B"),
+                               n_judgments=int(judgments[r])))
     return out
 
 

@@ -13,6 +13,8 @@ from .simulate import SessionResult
 __all__ = ["feature_effects", "few_shot", "user_gains", "sessions"]
 
 _BLUE, _GREY = "#2b7bba", "#aaaaaa"
+_CURVE_NAMES = {"shrunk": "shrunk, random pairs", "per_user_only": "per-user only, random pairs",
+                "active": "shrunk, pairs by information gain"}
 
 
 def _figure(width=7.0, height=3.6):
@@ -67,11 +69,15 @@ def few_shot(p: Personalization) -> bytes | None:
     shots = p.few_shot.shots
     if not shots:
         return None
-    fig = _figure()
+    fig = _figure(7.0, 4.3)
     ax = fig.add_subplot()
     low, high = field(p.few_shot, "low") or {}, field(p.few_shot, "high") or {}
+    draws = field(p.few_shot, "n_draws")
     for name, values in p.few_shot.curves.items():
-        line = ax.plot(shots, np.asarray(values, np.float64), marker="o", label=name.replace("_", " "))[0]
+        label = _CURVE_NAMES.get(name, name.replace("_", " "))
+        if name in low and draws:
+            label += f" (mean of {draws} draws)"
+        line = ax.plot(shots, np.asarray(values, np.float64), marker="o", label=label)[0]
         if name in low and name in high:
             ax.fill_between(shots, np.asarray(low[name], np.float64), np.asarray(high[name], np.float64),
                             color=line.get_color(), alpha=0.15, lw=0)
@@ -81,8 +87,8 @@ def few_shot(p: Personalization) -> bytes | None:
     ax.set_xticks(shots, [str(s) for s in shots])
     ax.set_xlabel("training pairs per user")
     ax.set_ylabel("mean per-user held-out AUC")
-    ax.set_title("Few-shot personalization" + (" (bands: 95% of draws)" if low else ""))
-    ax.legend(fontsize=8)
+    ax.set_title("Few-shot personalization" + (" (bands: middle 95% of the random draws)" if low else ""))
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
     return _png(fig)
 
 

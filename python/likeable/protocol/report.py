@@ -5,6 +5,7 @@ import base64
 import dataclasses
 import html
 import json
+import math
 from functools import cached_property
 from typing import Any, Mapping
 
@@ -15,7 +16,8 @@ from .._validation import fspath
 from .metrics import Estimate
 from . import figures
 from .cards import CARD_STYLE, feature_cards
-from .findings import DEFINITIONS, field, findings, warnings
+from .findings import (DEFINITIONS, MIN_USERS_FOR_HISTOGRAM, field, findings, p_text, short_name, signed,
+                       variance_label, varying_features, varying_sentence, warnings)
 from .properties import PropertyBank
 from .results import Notice, Personalization, ProtocolResult, from_plain, to_plain
 
@@ -102,7 +104,7 @@ class Report:
         out = {"feature_effects": figures.feature_effects(r.features)}
         if p is not None:
             out["few_shot"] = figures.few_shot(p)
-            if field(p, "user_gains"):
+            if len(field(p, "user_gains") or ()) >= MIN_USERS_FOR_HISTOGRAM:
                 out["user_gains"] = figures.user_gains(field(p, "user_gains"))
         if r.sessions is not None:
             out["sessions"] = figures.sessions(r.sessions)
@@ -180,49 +182,80 @@ class Report:
         r = self.result
         ci = field(r, "fraction_of_signal_ci") or {}
         beyond = field(r, "fraction_beyond_length") or {}
-        header = ["model", "AUC [95% CI]", "accuracy [95% CI]", "fraction of dense signal"]
+        header = ["model", "AUC [95% CI]", "accuracy [95% CI]", "fraction of dense signal [95% CI]"]
         if beyond:
-            header.append("beyond length")
+            header.append("beyond length [95% CI]")
         rows = []
         for name, s in r.prediction.items():
             share = _ci(ci[name]) if name in ci else _fmt(r.fraction_of_signal.get(name))
-            row = [_model_name(name), _ci(s.auc), _ci(s.accuracy), share]
+            row = [_model_name(name), _ci(s.auc), _ci(s.accuracy), "1 (the reference)" if name == "dense" else share]
             if beyond:
-                row.append(_ci(beyond[name]) if name in beyond else "–")
+                row.append("1 (the reference)" if name == "dense" else _ci(beyond[name]) if name in beyond else "–")
             rows.append(row)
-        n = next((s.auc.n for s in r.prediction.values() if s.auc is not None), None)
+        auc = next((s.auc for s in r.prediction.values() if s.auc is not None), None)
+        groups = next((field(s.auc, "n_groups") for s in r.prediction.values() if field(s.auc, "n_groups")), None)
+        held = f"On {auc.n:,} held-out pairs" if auc is not None and auc.n else "On the held-out pairs"
+        held += f" from {groups:,} prompts/conversations (the units the intervals resample)." if groups else "."
         defs = ["auc", "accuracy", "fraction_of_signal"] + (["fraction_beyond_length"] if beyond else []) \
             + ["length", "dense", "all_features", "top"]
-        return (f"<h2>How well the features predict choices</h2><p>On {n} held-out pairs.</p>"
-                + _table(header, rows) + _definitions(defs))
+        return (f"<h2>How well the features predict choices</h2><p>{held}</p>" + _table(header, rows)
+                + _definitions(defs) + self._tuning_html())
+
+    def _tuning_html(self) -> str:
+        tuning = field(self.result, "dense_tuning")
+        if tuning is None or tuning.chosen is None:
+            return ""
+        cv = dict(zip(tuning.grid or [], tuning.cv_auc or []))
+        score = f" (mean fold AUC {_fmt(cv[tuning.chosen])})" if tuning.chosen in cv else ""
+        return (f"<p class='def'>The dense probe's penalty, l2 = {tuning.chosen:g}{score}, was chosen among "
+                f"{', '.join(f'{g:g}' for g in tuning.grid or [])} by {tuning.n_folds}-fold cross-validation over "
+                "whole prompts/conversations of the training part.</p>")
 
     def _personalization_html(self, figs: dict) -> str:
         p = self.result.personalization
         aucs = field(p, "auc") or {}
-        rows = [[_model_name(key), _ci(aucs[key]) if key in aucs else _fmt(value)]
+        gains = {"shrunk": field(p, "gain"), "per_user_only": field(p, "gain_per_user_only")}
+        rows = [[_model_name(key), _ci(aucs[key]) if key in aucs else _fmt(value), _signed_ci(gains.get(key))]
                 for key, value in (("population", p.population_auc), ("shrunk", p.shrunk_auc),
                                    ("per_user_only", p.per_user_auc), ("drift", p.drift_auc))]
+        resampled = field(p, "resampled")
+        how = f" Intervals: 95%, resampling {html.escape(resampled)}." if resampled else ""
         out = [f"<h2>Personalization</h2><p>{p.n_users or '–'} users; each model scored on each user's own "
-               "held-out pairs.</p>", _table(["model", "mean per-user AUC"], rows),
-               _definitions(["personalization", "population", "shrunk", "per_user_only", "drift"])]
-        gain = field(p, "gain")
-        if gain is not None:
-            plain = " — no significant per-user gain" if field(p, "gain_significant") is False else ""
-            out.append(f"<p>Gain over the population model: <b>{_ci(gain)}</b>{plain}</p>")
-        elif _finite(p.gain_over_population):
-            out.append(f"<p>Gain over the population model: <b>{p.gain_over_population:+.3f}</b> (no interval "
-                       "computed)</p>")
-        out.append(_definitions(["gain"]))
-        if "user_gains" in figs:
-            out.append(_img(figs["user_gains"], "per-user gains"))
-        varying = [v for v in field(p, "feature_variance") or [] if field(v, "significant")]
-        if varying:
-            names = {f.feature: f.description for f in self.result.features}
-            items = "".join(f"<li>{_variance_name(v, names)}: between-user variance {_fmt(field(v, 'variance'))}, "
-                            f"q = {_fmt(field(v, 'q_value'))}</li>" for v in varying)
-            out.append(f"<h3>Features on which people differ</h3><ul>{items}</ul>")
+               f"held-out pairs.{how}</p>",
+               _table(["model", "mean per-user AUC [95% CI]", "gain over population [95% CI]"], rows),
+               _definitions(["personalization", "population", "shrunk", "per_user_only", "drift", "gain"]),
+               f"<p class='verdict'>{html.escape(_gain_verdict(p))}</p>"]
+        user_gains = field(p, "user_gains") or {}
+        if user_gains:
+            out.append(f"<h3>Per-user gains ({len(user_gains)} users)</h3>")
+            if "user_gains" in figs:
+                out.append(_img(figs["user_gains"], "per-user gains"))
+            else:  # too few users for a histogram: each one's number
+                out.append(_table(["user", "gain in AUC"], [[html.escape(str(u)), signed(g)]
+                                                           for u, g in user_gains.items()]))
+            out.append(_definitions(["user_gains"]))
+        if field(p, "feature_variance"):
+            out.append(self._varying_html())
         if "few_shot" in figs:
-            out.append(_img(figs["few_shot"], "few-shot curve"))
+            out.append("<h3>How many pairs a new user needs</h3>" + _img(figs["few_shot"], "few-shot curve")
+                       + _definitions(["few_shot"]))
+        return "".join(out)
+
+    def _varying_html(self) -> str:
+        p = self.result.personalization
+        names = {f.feature: short_name(f) for f in self.result.features}
+        out = [f"<h3>Which features vary by person</h3><p>{html.escape(varying_sentence(self.result) or '')}</p>"]
+        items = []
+        for v in varying_features(p):
+            variance = field(v, "variance")
+            spread = (f"per-user weights spread <b>±{math.sqrt(variance):.3g}</b> (SD)" if variance else
+                      "spread 0 here: a correlated column carries the variation in the joint model")
+            items.append(f"<li>{html.escape(variance_label(v, names))}: {spread}, q {p_text(field(v, 'q_value'))}</li>")
+        if items:
+            out.append(f"<ul>{''.join(items)}</ul>")
+        null = field(p, "variance_null")
+        out.append(_definitions(["varies"]) + (f"<p class='def'>Permutation null: {html.escape(null)}.</p>"
+                                                if null else ""))
         return "".join(out)
 
     def _sessions_html(self, figs: dict) -> str:
@@ -243,11 +276,15 @@ class Report:
 
     def _encoder_html(self) -> str:
         enc = self.result.encoder
+        strays = any(n.kind == "l0_off_k" for n in self.warnings())
         rows = []
         for key, value in _scalar_fields(enc):
             if key == "best_epoch" and isinstance(value, int):
                 value = value + 1  # shown counting from 1, as epochs_run counts
             shown = f"{value:,.0f}" if key == "encode_rows_per_s" and _finite(value) else _fmt(value)
+            if key in ("mean_active", "train_l0") and enc.k:
+                shown += f"&nbsp;(k&nbsp;=&nbsp;{enc.k})" + ("<br>strays from k: see Read with care"
+                                                             if key == "mean_active" and strays else "")
             rows.append([html.escape(_ENCODER_NAMES.get(key, key)), shown, html.escape(DEFINITIONS.get(key, ""))])
         return "<h2>Encoder health</h2><p>The sparse encoder that turns each pair's embedding difference into " \
                "features, measured on held-out pairs.</p>" + _table(["measure", "value", "what it is"], rows)
@@ -280,18 +317,28 @@ def _definitions(keys) -> str:
     return "".join(f"<p class='def'>{html.escape(DEFINITIONS[k])}</p>" for k in keys if k in DEFINITIONS)
 
 
-def _variance_name(v, names: dict) -> str:
-    feature = field(v, "feature")
-    if feature is None:
-        return html.escape(field(v, "name") or "length")
-    return f"feature {feature} ({html.escape(names.get(feature) or '')})"
+def _gain_verdict(p: Personalization) -> str:
+    gain = field(p, "gain")
+    if gain is None:
+        if _finite(p.gain_over_population):
+            return f"Gain over the population model: {p.gain_over_population:+.3f} (no interval computed)."
+        return "No gain over the population model was computed."
+    if field(p, "gain_significant") is False:
+        return (f"No significant per-user gain over the population model: {_signed_ci(gain)} AUC; its 95% "
+                "interval includes 0.")
+    return f"Per-user weights help: {_signed_ci(gain)} AUC over the population model (95% interval above 0)."
+
+
+def _signed_ci(e: Estimate | None) -> str:
+    return "–" if e is None else f"{signed(e.value)} [{signed(e.low)}, {signed(e.high)}]"
 
 
 _ENCODER_NAMES = {"n_features": "features (M)", "kind": "kind", "signed": "signed", "matryoshka": "Matryoshka prefixes",
                   "normalized_mse": "normalized MSE", "dead_fraction": "dead features", "mean_active":
                   "active per pair (L0)", "measured_on": "measured on", "best_epoch": "best epoch",
                   "encode_rows_per_s": "encode throughput (pairs/s)", "epochs_run": "epochs run",
-                  "train_l0": "training L0", "threshold": "BatchTopK threshold"}
+                  "train_l0": "training L0", "threshold": "BatchTopK threshold",
+                  "threshold_before": "threshold before calibration"}
 
 _STYLE = ("body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:1080px;margin:1.5em auto;"
           "padding:0 1.2em;color:#24292f;line-height:1.45}h1{margin-bottom:0.1em}h2{margin-top:1.6em;"
@@ -299,8 +346,8 @@ _STYLE = ("body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-wi
           "table{border-collapse:collapse;margin:0.8em 0}td,th{border:1px solid #d0d7de;padding:4px 8px;"
           "text-align:left;vertical-align:top}th{background:#f6f8fa}img{max-width:100%}.src{color:#57606a}"
           ".box{border-radius:8px;padding:0.2em 1.2em;margin:1em 0}.box h2{border:none;margin-top:0.6em}"
-          ".findings{background:#f3f8fc;border:1px solid #b6d4ea}.warn{background:#fff8e6;border:1px solid #f0c36d}"
-          "pre{white-space:pre-wrap;font-size:0.8em}")
+          ".verdict{font-weight:600}.findings{background:#f3f8fc;border:1px solid #b6d4ea}"
+          ".warn{background:#fff8e6;border:1px solid #f0c36d}pre{white-space:pre-wrap;font-size:0.8em}")
 
 
 def _est(e: Estimate | None) -> str:

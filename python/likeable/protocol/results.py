@@ -161,6 +161,7 @@ class Example:
     response_a: str | None = None
     response_b: str | None = None
     chosen: str | None = None      # "A", "B" or "tie"
+    n_judgments: int | None = None  # judgments of the same texts in the data (this one included)
 
 
 @dataclass(frozen=True, kw_only=True)
