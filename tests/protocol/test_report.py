@@ -238,3 +238,14 @@ def test_html_says_plainly_when_people_do_not_differ(tmp_path):
     # three users: each one's gain, not a histogram of three values
     assert "user_gains" not in report.figures() and "user2 +0.000" in " ".join(report.findings())
     assert "Per-user gains (3 users)" in text and "user1" in text
+
+
+def test_html_says_so_when_every_user_has_the_population_model(tmp_path):
+    r = _with_statistics(varying=False, significant=False)
+    zero = {"value": 0.0, "low": 0.0, "high": 0.0, "n": 20, "n_groups": 20}
+    r["personalization"].update(gain=zero, user_gains={f"user{u}": 0.0 for u in range(20)})
+    report = Report(r)
+    text = _text(report.to_html(tmp_path / "z.html"))
+    assert "No per-user gain: no feature varies significantly by person" in text
+    assert "Exactly 0 for every user" in text and "user_gains" not in report.figures()  # no one-bar histogram
+    assert "exactly 0 for all 20 users" in " ".join(report.findings())

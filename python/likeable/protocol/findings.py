@@ -214,6 +214,9 @@ def _user_gains_sentence(p) -> str | None:
     if not gains:
         return None
     ahead = sum(g > 0 for g in gains)
+    if all_zero(gains):
+        return (f"Per-user gains: exactly 0 for all {len(gains)} users — with no feature varying by person, "
+                "each user's model is the population's.")
     if len(gains) < MIN_USERS_FOR_HISTOGRAM:
         each = ", ".join(f"{u} {signed(g)}" for u, g in (field(p, "user_gains") or {}).items())
         return f"Per-user gains in AUC: {each}."
@@ -221,6 +224,11 @@ def _user_gains_sentence(p) -> str | None:
     median = gains[len(gains) // 2] if len(gains) % 2 else (gains[len(gains) // 2 - 1] + gains[len(gains) // 2]) / 2
     return (f"Per-user gains: {ahead} of {len(gains)} users do better with their own weights; median gain "
             f"{signed(median)}, from {signed(gains[0])} to {signed(gains[-1])}.")
+
+
+def all_zero(values) -> bool:
+    """Whether every value is 0 up to rounding (the shrunk model is the population model)."""
+    return all(abs(v) < 1e-12 for v in values)
 
 
 def varying_sentence(r: ProtocolResult) -> str | None:

@@ -16,7 +16,7 @@ from .._validation import fspath
 from .metrics import Estimate
 from . import figures
 from .cards import CARD_STYLE, feature_cards
-from .findings import (DEFINITIONS, MIN_USERS_FOR_HISTOGRAM, field, findings, p_text, short_name, signed,
+from .findings import (DEFINITIONS, MIN_USERS_FOR_HISTOGRAM, all_zero, field, findings, p_text, short_name, signed,
                        variance_label, varying_features, varying_sentence, warnings)
 from .properties import PropertyBank
 from .results import Notice, Personalization, ProtocolResult, from_plain, to_plain
@@ -104,7 +104,8 @@ class Report:
         out = {"feature_effects": figures.feature_effects(r.features)}
         if p is not None:
             out["few_shot"] = figures.few_shot(p)
-            if len(field(p, "user_gains") or ()) >= MIN_USERS_FOR_HISTOGRAM:
+            gains = field(p, "user_gains") or {}
+            if len(gains) >= MIN_USERS_FOR_HISTOGRAM and not all_zero(gains.values()):
                 out["user_gains"] = figures.user_gains(field(p, "user_gains"))
         if r.sessions is not None:
             out["sessions"] = figures.sessions(r.sessions)
@@ -230,6 +231,9 @@ class Report:
             out.append(f"<h3>Per-user gains ({len(user_gains)} users)</h3>")
             if "user_gains" in figs:
                 out.append(_img(figs["user_gains"], "per-user gains"))
+            elif all_zero(user_gains.values()):
+                out.append("<p>Exactly 0 for every user: with no feature varying by person, each user's model is "
+                           "the population's.</p>")
             else:  # too few users for a histogram: each one's number
                 out.append(_table(["user", "gain in AUC"], [[html.escape(str(u)), signed(g)]
                                                            for u, g in user_gains.items()]))
@@ -323,6 +327,9 @@ def _gain_verdict(p: Personalization) -> str:
         if _finite(p.gain_over_population):
             return f"Gain over the population model: {p.gain_over_population:+.3f} (no interval computed)."
         return "No gain over the population model was computed."
+    if all_zero((gain.value, gain.low, gain.high)) and field(p, "n_varying") == 0:
+        return ("No per-user gain: no feature varies significantly by person, so each user's model is the "
+                "population's (gain exactly 0).")
     if field(p, "gain_significant") is False:
         return (f"No significant per-user gain over the population model: {_signed_ci(gain)} AUC; its 95% "
                 "interval includes 0.")
