@@ -7,7 +7,7 @@ outside the repository (``LIKEABLE_BENCH_CACHE``, else the user cache folder) be
 takes minutes on a 2-core machine. ``LIKEABLE_BENCH_SAE_ROWS`` sets the row count (default
 200,000, the issue's size).
 
-Used by test_bench_index.py (approximate and exact search, 1,000 held-out codes as queries)
+Used by test_bench_sae_index.py (approximate search against Seismic, BMP and kannolo, 1,000 held-out codes as queries)
 and test_bench_retrieval.py (1,000 users' dense weights against the items).
 """
 from __future__ import annotations
