@@ -1,6 +1,7 @@
 #include "index/feature_summaries.h"
 
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 #include "core/parallel.h"
@@ -138,6 +139,26 @@ bool index_feature_summaries(FeatureSummaries& s, const Array<std::int64_t>& lis
     }
   }
   s.zero_samples = Array<std::uint32_t>(std::move(zero_samples));
+  return true;
+}
+
+bool feature_summary_scales_ok(const FeatureSummaries& s, const Array<std::int64_t>& list_block_ptr,
+                               std::int64_t n_cols, bool is_signed, const float* hi_scale, const float* lo_scale,
+                               std::int64_t n_blocks) {
+  auto ok = [](float x) { return std::isfinite(x) && x >= 0; };
+  for (std::int64_t b = 0; b < n_blocks; ++b)
+    if (!ok(hi_scale[b]) || (is_signed && !ok(lo_scale[b]))) return false;
+  const std::int64_t width = FeatureSummaries::entry_width(is_signed);
+  for (std::int64_t j = 0; j < n_cols; ++j) {
+    for (std::int64_t c = s.list_chunk_ptr[j]; c < s.list_chunk_ptr[j + 1]; ++c) {
+      const std::int64_t first = list_block_ptr[j] + (c - s.list_chunk_ptr[j]) * kChunkBlocks;
+      for (std::int64_t e = s.chunk_entry_ptr[c]; e < s.chunk_entry_ptr[c + 1]; ++e) {
+        const std::uint8_t* entry = s.entries.data() + e * width;
+        if (entry[1] != 0 && hi_scale[first + entry[0]] == 0) return false;
+        if (is_signed && entry[2] != 0 && lo_scale[first + entry[0]] == 0) return false;
+      }
+    }
+  }
   return true;
 }
 

@@ -90,4 +90,11 @@ void store_summaries_by_feature(BlockLayout& blocks, std::int64_t n_cols, bool i
 bool index_feature_summaries(FeatureSummaries& s, const Array<std::int64_t>& list_block_ptr, std::int64_t n_cols,
                              bool is_signed);
 
+// The blocks' scales (lo_scale: signed indexes, else null): each a finite number >= 0, and 0
+// only where every entry of its block is 0 (else the bound would be 0 and search would skip rows
+// it must score); false if not.
+bool feature_summary_scales_ok(const FeatureSummaries& s, const Array<std::int64_t>& list_block_ptr,
+                               std::int64_t n_cols, bool is_signed, const float* hi_scale, const float* lo_scale,
+                               std::int64_t n_blocks);
+
 }  // namespace likeable

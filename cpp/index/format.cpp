@@ -134,6 +134,11 @@ BlockLayout read_blocks(const io::SectionReader& rd, const IndexCommon& c, std::
   }
   L.block_hi_scale = Array<float>::view(rd.get<float>("block_hi_scale", n_blocks), n_blocks);
   if (c.is_signed) L.block_lo_scale = Array<float>::view(rd.get<float>("block_lo_scale", n_blocks), n_blocks);
+  if (L.by_feature.present() &&
+      !feature_summary_scales_ok(L.by_feature, L.list_block_ptr, n_cols, c.is_signed, L.block_hi_scale.data(),
+                                 c.is_signed ? L.block_lo_scale.data() : nullptr, n_blocks))
+    throw FormatError(concat(source, ": a block scale of the summaries by feature is not a finite number >= 0 "
+                                     "(or is 0 under non-zero entries)"));
   return L;
 }
 

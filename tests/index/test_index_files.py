@@ -175,6 +175,24 @@ def test_damaged_summaries_by_feature_are_format_errors(rng, tmp_path, signed, s
         lk.SparseIndex.load(tmp_path / "bad.sidx")  # and the checksum catches it too
 
 
+@pytest.mark.parametrize("signed", [False, True])
+@pytest.mark.parametrize("section", ["block_hi_scale", "block_lo_scale"])
+@pytest.mark.parametrize("value", [b"\x00\x00\xc0\x7f", b"\x00\x00\x80\xbf", b"\x00\x00\x00\x00"])  # NaN, -1, 0
+def test_bad_block_scales_under_summaries_by_feature_are_format_errors(rng, tmp_path, signed, section, value):
+    if section == "block_lo_scale" and not signed:
+        pytest.skip("unsigned indexes store no lo scales")
+    codes, _ = random_codes(rng, 400, 16, density=0.5, signed=signed, integer=True)
+    data = bytearray(lk.SparseIndex(codes, n_postings=100).to_bytes())
+    section_span(bytes(data), "sum_bits")  # summaries by feature
+    offset, length = section_span(bytes(data), section)
+    scales = np.frombuffer(bytes(data[offset:offset + length]), np.float32)
+    at = offset + 4 * int(np.argmax(scales > 0))  # a block with non-zero entries has a scale > 0
+    data[at:at + 4] = value
+    (tmp_path / "bad.sidx").write_bytes(bytes(data))
+    with pytest.raises(lk.FormatError, match="scale"):
+        lk.SparseIndex.load(tmp_path / "bad.sidx", verify=False)
+
+
 def test_clusters_of_one_or_two_rows_are_dissolved(rng):
     # Seismic's min_cluster_size (2): with block_fraction 0.5 most random centroids attract one
     # or two rows; those clusters are dissolved into the others. Only a list's leftover block
