@@ -277,7 +277,7 @@ class SparseEncoder(Estimator, Persistent):
         out = _core.encoder_encode(
             X, self._W_encT, self._b_enc, self._b_dec, self._threshold, k, bool(self.signed),
             use_threshold, self._threads(threads))
-        return SparseCodes(out.indptr, out.indices, out.values, out.shape, validate=False)
+        return SparseCodes(out.indptr, out.indices, out.values, out.shape)  # the core's own: kept, not copied
 
     def decode(self, codes: Any, *, threads: int | None = None, device: str | None = None) -> np.ndarray:
         """Reconstruction ``codes @ W_dec + b_dec`` as float32 (n x d).

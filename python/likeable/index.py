@@ -161,7 +161,7 @@ class SparseIndex(Persistent):
         def forward_rows():
             rows = self._core.forward_csr()
             return DeviceSparseCodes.from_host(
-                SparseCodes(rows.indptr, rows.indices, rows.values, rows.shape, validate=False))
+                SparseCodes(rows.indptr, rows.indices, rows.values, rows.shape))
 
         rows = cached(self, (self._core,), ("forward",), forward_rows)
         return exact_search(rows, queries, k, n_features=self.n_features)

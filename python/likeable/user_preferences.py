@@ -170,7 +170,7 @@ class UserPreferences(Estimator, Persistent):
             scale = np.where(np.isfinite(shrinkage), 1.0 / np.sqrt(shrinkage), 0.0)
             history = SparseCodes(history.indptr, history.indices,
                                   (history.values * scale[history.indices]).astype(np.float32),
-                                  history.shape, validate=False)
+                                  history.shape)
             shrinkage = np.float64(1.0)
         scalar = float(shrinkage.ravel()[0]) if shrinkage.size else 1.0
         offsets, not_converged = self._solve_core(history, base, labels, users, which, scalar)
