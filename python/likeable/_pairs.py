@@ -68,6 +68,14 @@ def _normalise_id(user: Any) -> Hashable:
         hash(user)
     except TypeError:
         raise TypeError(f"user ids must be hashable, got {type(user).__name__}") from None
+    # NaN (or pandas.NA) equals nothing, itself included: such an id could never be looked up,
+    # and a list of one NaN object would be one user where an array of NaNs is many.
+    try:
+        missing = bool(user != user)
+    except (TypeError, ValueError):  # pandas.NA: its truth value is ambiguous
+        missing = True
+    if missing:
+        raise ValueError(f"user ids must not be NaN or missing (got {user!r}); use a number or a string")
     return user
 
 

@@ -16,7 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .._io import atomic_write_bytes
+from .._io import atomic_write_bytes, read_json_file
 from ._http import post_json
 
 __all__ = ["DistinctiveWords", "ChatDescriber", "fidelity"]
@@ -166,8 +166,8 @@ class ChatDescriber:
         if not self.cache_dir:
             return None
         try:
-            with open(os.path.join(self.cache_dir, key + ".json"), "rb") as fh:
-                return json.loads(fh.read())["content"]
+            path = os.path.join(self.cache_dir, key + ".json")
+            return read_json_file(path, "a description cache entry")["content"]
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
