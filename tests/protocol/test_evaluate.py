@@ -1,4 +1,6 @@
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -78,7 +80,7 @@ def small_report():
     ds = datasets.synthetic(n_pairs=2000, n_users=8, n_features=10, seed=5)
     def annotator(description, a, b):
         """Judges by the description's words, as a careful reader of synthetic text would."""
-        words = [w.strip() for w in description.split(",")]
+        words = re.findall(r'"([^"]+)"', description)  # the offline description quotes its phrases
         count = lambda text: sum(text.split().count(w) for w in words)  # noqa: E731
         return float(np.sign(count(a) - count(b)))
 
@@ -159,7 +161,7 @@ def test_mean_user_auc_matches_per_user_loop(rng):
         mean_user_auc(y, s, u[:10])
 
 
-def test_two_objective_users_gain_from_personalization(request, capsys):
+def test_two_objective_users_gain_from_personalization(request, capsys, tmp_path):
     """Real data, two users with conflicting goals: the per-user models beat the population's."""
     from conftest import shared_path
 
@@ -180,3 +182,38 @@ def test_two_objective_users_gain_from_personalization(request, capsys):
     assert result["gain_significant"] and "per-user gain over the population" in report.summary()
     assert beyond.low < beyond.value < beyond.high  # an interval, however wide (length carries most signal)
     assert report.result.encoder.mean_active == pytest.approx(report.result.encoder.k, rel=0.1)
+    said = " ".join(report.findings())
+    assert "Per-user gains in AUC: harmless" in said and "People differ on" in said
+    page = Path(report.to_html(tmp_path / "two.html")).read_text(encoding="utf-8")
+    assert "Per-user gains (2 users)" in page and "Which features vary by person" in page
+
+
+@pytest.mark.slow
+def test_hh_rlhf_cards_show_pairs_as_text_and_properties_with_r(request, tmp_path):
+    """Real data (HH-RLHF harmless, MiniLM): every card shows >= 5 pairs as text; every described
+    feature reports its property associations with r and an interval; the report explains itself."""
+    from conftest import shared_path
+
+    data = lk.datasets.load(shared_path("data", "hh_rlhf_harmless_test.jsonl.gz"))
+    embedder = lk.OnnxEmbedder(shared_path("models", "all-MiniLM-L6-v2"),
+                               cache_dir=request.config.cache.mkdir("likeable-minilm"))
+    report = lk.evaluate(data, embedder=embedder, config=lk.EvalConfig(progress=False))
+    r = report.result
+    active = [f for f in r.features if f.share_active]
+    assert active and all(len(f.examples) >= 5 for f in active)
+    for f in active:
+        assert all(e.response_a.strip() and e.response_b.strip() and e.prompt for e in f.examples)
+    described = [f for f in r.features if f.descriptions]
+    assert described
+    for f in described:
+        assert f.properties and all(-1 <= p.r <= 1 and p.low <= p.r <= p.high and p.n == len(data)
+                                    for p in f.properties)
+        assert f.descriptions[0].source == "offline" and f.descriptions[0].fidelity_n > 100
+    assert r.findings and r.recovery is None
+    page = Path(report.to_html(tmp_path / "hh.html")).read_text(encoding="utf-8")
+    n_cards = page.count("class='card'")
+    assert n_cards == len(active) and page.count("class='pair'") >= 5 * n_cards
+    assert "Planted attribute" not in page and "Personalization" not in page  # nothing that does not apply
+    # the statistics are presented: q on the cards, both fractions of the signal, L0 next to k
+    assert "q &lt; 0.001" in page and "beyond length [95% CI]" in page and "(k&nbsp;=&nbsp;4)" in page
+    assert "of what it predicts beyond length" in " ".join(r.findings)

@@ -1,5 +1,6 @@
 """The protocol's typed results: the JSON users see keeps its layout, and reads back field by field."""
 import json
+import re
 import math
 from pathlib import Path
 
@@ -31,7 +32,7 @@ def _recorded(case: str):
 
 
 def _annotator(description, a, b):
-    words = [w.strip() for w in description.split(",")]
+    words = re.findall(r'"([^"]+)"', description)  # the offline description quotes its phrases
     count = lambda text: sum(text.split().count(w) for w in words)  # noqa: E731
     return float(np.sign(count(a) - count(b)))
 
@@ -48,6 +49,10 @@ def test_synthetic_default_json_keeps_its_structure(default_report):
     data = json.loads((default_report / "report.json").read_text())
     assert keeps(structure(data), _recorded("synthetic_default"))
     assert (default_report / "report.html").read_text().startswith("<!DOCTYPE html>")
+    page = (default_report / "report.html").read_text()
+    # the statistics in the page: per-user gains as a distribution, who differs, bands over draws
+    assert "Per-user gains (20 users)" in page and "People differ on" in page
+    assert "(mean and middle 95% of 20 draws)" in " ".join(data["findings"])
 
 
 @pytest.mark.parametrize("case", ["plain_users", "plain"])
@@ -140,3 +145,34 @@ def test_typed_result_renders_the_same_as_its_json(default_report, tmp_path):
     a = report.to_html(tmp_path / "a.html")
     b = again.to_html(tmp_path / "b.html")
     assert Path(a).read_text() == Path(b).read_text()
+
+
+def test_synthetic_default_features_are_named_with_their_direction(default_report):
+    """The offline describer names >= 11 of the 12 planted attributes from text alone, on the
+    side the feature's sign says, every negatively oriented one included; each with a fidelity."""
+    from likeable.protocol.synthetic import ATTRIBUTE_WORDS
+
+    data = json.loads((default_report / "report.json").read_text())
+    named, negative = [], []
+    for name in data["recovery"]["per_attribute"]:
+        best = max((f for f in data["features"] if f.get("matched_attribute") == name
+                    and f.get("attribute_correlation") is not None),
+                   key=lambda f: abs(f["attribute_correlation"]))
+        offline = best["descriptions"][0]
+        assert offline["source"] == "offline" and best["description"] == offline["text"]
+        assert offline["fidelity"] is not None and offline["fidelity_n"] >= 500  # every held-out pair
+        want = "A" if best["attribute_correlation"] > 0 else "B"
+        lead = [p["text"] for p in offline.get("phrases", []) if (p["z"] > 0) == (want == "A")]
+        ok = offline["side"] == want and any(w in p.split() for p in lead for w in ATTRIBUTE_WORDS[name])
+        named.append(ok)
+        if want == "B":
+            negative.append(ok)
+        assert best["direction"].startswith(f"positive when {want} has more")
+        # examples as text in both directions, and the property associations with r
+        assert len(best["examples"]) == 10 and all(e["response_a"] and e["response_b"] for e in best["examples"])
+        assert {e["activation"] > 0 for e in best["examples"]} == {True, False}
+        assert best["properties"] and all(-1 <= p["r"] <= 1 and p["low"] <= p["r"] <= p["high"]
+                                          for p in best["properties"])
+    assert sum(named) >= 11 and negative and all(negative)
+    assert data["recovery"]["n_named"] == sum(named)
+    assert any("offline describer names" in line for line in data["findings"])

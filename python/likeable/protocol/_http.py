@@ -6,6 +6,7 @@ import random
 import time
 import urllib.error
 import urllib.request
+from typing import Callable
 
 from .. import _json
 from .._core import FormatError
@@ -16,11 +17,12 @@ RETRY_STATUSES = frozenset({408, 425, 429, 502, 503, 504})
 
 
 def post_json(url: str, body: dict, *, api_key: str = "", timeout: float = 60.0, max_retries: int = 3,
-              backoff: float = 0.5) -> dict:
+              backoff: float = 0.5, on_attempt: Callable[[], None] | None = None) -> dict:
     """POST ``body`` as JSON and return the parsed reply.
 
     Connection failures, timeouts and :data:`RETRY_STATUSES` are retried up to ``max_retries``
     times, waiting ``backoff * 2**attempt`` seconds (with jitter, or the server's Retry-After).
+    ``on_attempt`` is called before each HTTP attempt (a client counting its requests).
 
     Raises
     ------
@@ -34,6 +36,8 @@ def post_json(url: str, body: dict, *, api_key: str = "", timeout: float = 60.0,
     if api_key:
         headers["Authorization"] = f"Bearer {api_key}"
     for attempt in range(max_retries + 1):
+        if on_attempt is not None:
+            on_attempt()
         request = urllib.request.Request(url, data=payload, method="POST", headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:

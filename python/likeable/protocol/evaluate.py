@@ -20,7 +20,8 @@ numpy/scipy (metrics).
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Callable
 
 import numpy as np
@@ -28,10 +29,10 @@ import numpy as np
 from . import metrics
 from ..sparse import SparseCodes
 from .datasets import PreferenceDataset
-from .features import describe_features
-from .personalize import personalize
+from .features import describe_features, measure_texts
+from .findings import findings, warnings
+from .personalize import personalization_shrinkage, personalize
 from .report import Report
-from .personalize import personalization_shrinkage
 from .results import (DatasetSummary, Encoded, EncoderHealth, ModelScore, PairInputs, Prediction, ProbeTuning,
                       ProtocolResult, Split)
 from .simulate import simulate_users, simulates
@@ -58,10 +59,16 @@ class EvalConfig:
     long each person likes answers), ``n_permutations`` (the null of "this feature varies by
     person"), ``min_resampled_users`` (with at least this many users, per-user intervals
     resample users; with fewer the users are fixed and their test prompts are resampled).
-    Features: ``n_top_pairs``, ``n_described``, ``describer``, ``annotator``,
-    ``n_fidelity_pairs``. Sessions: ``sessions`` (False to skip), ``n_sessions``, ``n_turns``,
-    ``n_candidates``, ``n_sim_users``. Reporting: ``n_boot`` (bootstrap resamples).
-    ``shrinkage_grid`` is no longer used (kept so older configs load).
+    Features: ``n_top_pairs`` (distinct pairs from the index), ``n_examples`` (distinct pairs
+    shown as text per direction), ``n_describe_pairs`` (strongest distinct training pairs the
+    offline describer contrasts), ``n_described``, ``describer`` (an LLM describer such as
+    :class:`~likeable.protocol.describe.ChatDescriber`, or a callable ``(more, less) -> str``;
+    the offline description is always made), ``annotator`` (a callable
+    ``(description, a, b) -> +1/0/−1`` judging the primary description), ``n_fidelity_pairs``
+    (held-out pairs an annotator with a per-pair cost judges). Sessions: ``sessions`` (False
+    to skip), ``n_sessions``, ``n_turns``, ``n_candidates``, ``n_sim_users``. Reporting:
+    ``n_boot`` (bootstrap resamples). ``shrinkage_grid`` is no longer used (kept so older
+    configs load).
     """
 
     n_features: int = 32
@@ -87,6 +94,8 @@ class EvalConfig:
     n_permutations: int = 1000
     min_resampled_users: int = 10
     n_top_pairs: int = 10
+    n_examples: int = 5
+    n_describe_pairs: int = 500
     n_described: int | None = None
     describer: Callable | None = None
     annotator: Callable | None = None
@@ -102,9 +111,13 @@ class EvalConfig:
     threads: int | None = None
 
     def to_dict(self) -> dict:
-        out = asdict(self)
-        for key in ("describer", "annotator"):
-            out[key] = None if out[key] is None else repr(out[key])
+        # Describers and annotators are written by their repr (a client holds locks and sockets;
+        # asdict would try to deep-copy it).
+        plain = {"describer", "annotator"}
+        out = asdict(replace(self, describer=None, annotator=None))
+        for key in plain:
+            value = getattr(self, key)
+            out[key] = None if value is None else repr(value)
         return out
 
 
@@ -139,11 +152,16 @@ def evaluate(dataset: PreferenceDataset, embedder: Any = None, config: EvalConfi
         raise ValueError(f"the protocol needs at least 20 pairs, got {len(dataset)}")
     ds, cfg = dataset, config
     timer = _Timer()
-    split = timer.run("split", split_pairs, ds, cfg)
-    pairs = timer.run("embed", embed_pairs, ds, embedder, split)
-    encoded = timer.run("encoder", train_encoder, pairs, split, cfg)
-    prediction = timer.run("prediction", predict_held_out, ds, split, pairs, encoded.codes, cfg)
-    features, recovery = timer.run("features", describe_features, ds, split, pairs, encoded, cfg)
+    # The text properties need only the texts: measured on a worker thread while the encoder
+    # and the preference models run in the core, which releases the GIL.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="likeable-texts") as pool:
+        texts = pool.submit(_timed, measure_texts, ds)
+        split = timer.run("split", split_pairs, ds, cfg)
+        pairs = timer.run("embed", embed_pairs, ds, embedder, split)
+        encoded = timer.run("encoder", train_encoder, pairs, split, cfg)
+        prediction = timer.run("prediction", predict_held_out, ds, split, pairs, encoded.codes, cfg)
+        evidence, timer.timings["text_properties"] = texts.result()
+    features, recovery = timer.run("features", describe_features, ds, split, pairs, encoded, cfg, evidence)
     personalization = sessions = None
     if ds.has_users:
         personalization = timer.run("personalization", personalize, ds, split, pairs, encoded.codes,
@@ -161,7 +179,7 @@ def evaluate(dataset: PreferenceDataset, embedder: Any = None, config: EvalConfi
         selected_features=prediction.selected_features, features=features, recovery=recovery,
         personalization=personalization, sessions=sessions, dataset=_summary(ds, split), config=cfg.to_dict(),
         timings_s=timings, seconds_per_10k_pairs=timings["total"] * 1e4 / len(ds))
-    return Report(result)
+    return Report(replace(result, findings=findings(result), warnings=warnings(result)))
 
 
 class _Timer:
@@ -180,6 +198,11 @@ class _Timer:
     def finish(self) -> dict[str, float]:
         self.timings["total"] = time.perf_counter() - self.start
         return self.timings
+
+
+def _timed(step: Callable, *args):
+    start = time.perf_counter()
+    return step(*args), time.perf_counter() - start
 
 
 def _features_only(population):
@@ -256,6 +279,7 @@ def train_encoder(pairs: PairInputs, split: Split, cfg: EvalConfig) -> Encoded:
         normalized_mse=float(stats.normalized_mse), dead_fraction=float(stats.dead_fraction),
         mean_active=float(stats.mean_active), measured_on="test pairs",
         best_epoch=int(getattr(encoder, "best_epoch_", -1)), encode_rows_per_s=len(delta) / max(encode_s, 1e-9),
+        epochs_run=len(getattr(encoder, "history_", ()) or ()) or None,
         train_l0=float(active[split.train].mean()),
         threshold=float(encoder.threshold[0]) if batchtopk else None,
         threshold_before=float(encoder.trained_threshold_) if batchtopk else None)

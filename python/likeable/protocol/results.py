@@ -34,7 +34,8 @@ if TYPE_CHECKING:
     from ..preferences import PreferenceModel
     from ..sparse import SparseCodes
 
-__all__ = ["EncoderHealth", "ModelScore", "ProbeTuning", "TopPair", "FeatureResult", "Recovery", "FewShotCurve",
+__all__ = ["EncoderHealth", "ModelScore", "ProbeTuning", "TopPair", "PropertyLink", "PhraseScore",
+           "DescriptionResult", "Example", "Notice", "FeatureResult", "Recovery", "FewShotCurve",
            "WeightRecovery", "FeatureVariance", "Personalization", "DatasetSummary", "ProtocolResult", "Prediction",
            "Split", "PairInputs", "Encoded", "to_plain", "from_plain"]
 
@@ -65,6 +66,7 @@ class EncoderHealth:
     measured_on: str | None = None
     best_epoch: int | None = None
     encode_rows_per_s: float | None = None
+    epochs_run: int | None = None  # epochs trained before early stopping (of config's epochs)
     train_l0: float | None = None           # mean active features per training pair (= k once calibrated)
     threshold: float | None = None          # BatchTopK: the calibrated inference threshold
     threshold_before: float | None = None   # BatchTopK: the training's moving average it replaced
@@ -103,13 +105,82 @@ class TopPair:
 
 
 @dataclass(frozen=True, kw_only=True)
+class PropertyLink:
+    """A feature's Pearson r with one text property's A − B difference, over ``n`` pairs.
+
+    r > 0: the feature is positive where A has more of the property; ``low``/``high``: 95%
+    Fisher interval. Names and definitions: :class:`likeable.protocol.properties.PropertyBank`.
+    """
+
+    name: str
+    r: float
+    low: float | None = None
+    high: float | None = None
+    n: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class PhraseScore:
+    """A phrase's log-odds z between the carrying and the other responses (z > 0: carrying)."""
+
+    text: str
+    z: float
+    n_carrying: int | None = None  # carrying responses containing it
+    n_other: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class DescriptionResult:
+    """One describer's account of a feature, and how far an annotator agrees with it.
+
+    ``side`` "A": a positive activation goes with A having more of ``content`` (negative: B);
+    "B": the reverse. ``fidelity``: Pearson r of the activation with the annotator's judgement
+    ("does A show it more than B?", signed to the description's side) on ``fidelity_n``
+    held-out pairs (``fidelity_on`` says which).
+    """
+
+    source: str
+    text: str
+    side: str | None = None
+    content: str | None = None
+    phrases: list[PhraseScore] | None = None
+    properties: list[PropertyLink] | None = None
+    fidelity: float | None = None
+    fidelity_n: int | None = None
+    fidelity_on: str | None = None
+    n_pairs: int | None = None  # distinct pairs the describer saw
+
+
+@dataclass(frozen=True, kw_only=True)
+class Example:
+    """A pair that activates a feature strongly, as text (long texts cut, marked with …)."""
+
+    pair: int
+    activation: float
+    prompt: str | None = None      # the end of the conversation before the responses
+    response_a: str | None = None
+    response_b: str | None = None
+    chosen: str | None = None      # "A", "B" or "tie"
+    n_judgments: int | None = None  # judgments of the same texts in the data (this one included)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Notice:
+    """A condition that should worry a reader, with what it is and what to do."""
+
+    kind: str      # normalized_mse, stopped_early, l0_off_k, few_test_pairs, wide_ci, dead_features, ...
+    message: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class FeatureResult:
     """One encoder feature: its effect on the choice, where it fires, what it seems to be.
 
     ``coefficient``/``std_error``/``p_value``: a per-feature logistic with the length control;
     ``share_active``: share of all pairs where it fires; ``description`` (and ``fidelity``, the
-    annotator's agreement with it) only for described features; ``matched_attribute`` and
-    ``attribute_correlation`` only on synthetic data.
+    annotator's agreement with it) only for described features — the primary one of
+    ``descriptions`` (the configured describer's, else the offline one); ``matched_attribute``
+    and ``attribute_correlation`` only on synthetic data; ``examples`` as text.
     """
 
     feature: int
@@ -125,6 +196,10 @@ class FeatureResult:
     attribute_correlation: float | None = None
     q_value: float | None = None       # Benjamini–Hochberg over the features with a p-value
     bonferroni: bool | None = None     # p < 0.05 / features tested
+    direction: str | None = None                    # what a positive / negative activation means, in words
+    properties: list[PropertyLink] | None = None    # strongest property associations over all pairs
+    descriptions: list[DescriptionResult] | None = None  # the offline one first, then any LLM one
+    examples: list[Example] | None = None           # strongest distinct pairs, positive then negative
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -137,6 +212,10 @@ class Recovery:
     direction_cosine: dict[str, float] | None = None   # best |cosine| of any decoder row
     directions_recovered: int | None = None            # cosine > 0.9
     n_planted: int | None = None
+    # Whether the offline description of each attribute's best feature quotes one of the
+    # attribute's planted words on the side the feature's sign says.
+    named: dict[str, bool] | None = None
+    n_named: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -254,6 +333,8 @@ class ProtocolResult:
     config: dict | None = None
     timings_s: dict[str, float] | None = None
     seconds_per_10k_pairs: float | None = None
+    findings: list[str] | None = None     # the plain-sentence summary the report opens with
+    warnings: list[Notice] | None = None  # conditions that should worry a reader
     extra: dict = field(default_factory=dict, metadata=REST)
 
 
