@@ -148,7 +148,7 @@ def open_regular(path) -> BinaryIO:
             raise IsADirectoryError(f"{path} is a folder, expected a file")
         if not stat.S_ISREG(mode):
             raise ValueError(f"{path} is not a regular file (a pipe, socket or device): refused, since reading it "
-                             "could block for ever")
+                             "could block forever")
         if hasattr(os, "set_blocking"):
             os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
