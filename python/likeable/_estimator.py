@@ -90,3 +90,31 @@ class Estimator:
 
     def _more_tags(self) -> dict:  # scikit-learn < 1.6
         return {"_xfail_checks": dict(self._expected_failed_checks), "requires_y": self._sklearn_requires_y}
+
+
+def renamed_arguments(**old_to_new: str):
+    """Keep the pre-scikit-learn keyword names working (``fit(pair_codes=..., labels=...)``).
+
+    Public names are a contract: an old keyword is mapped to its new name with a
+    ``DeprecationWarning``; passing both is a ``TypeError``.
+    """
+    import functools
+    import warnings
+
+    def wrap(method):
+        @functools.wraps(method)
+        def call(self, *args, **kwargs):
+            used = [old for old in old_to_new if old in kwargs]
+            for old in used:
+                new = old_to_new[old]
+                if new in kwargs:
+                    raise TypeError(f"{method.__name__}() got both {old!r} and its new name {new!r}")
+                kwargs[new] = kwargs.pop(old)
+            if used:
+                was = ", ".join(f"{old}=..." for old in used)
+                now = ", ".join(f"{old_to_new[old]}=..." for old in used)
+                warnings.warn(f"{method.__name__}({was}) is now {method.__name__}({now})",
+                              DeprecationWarning, stacklevel=2)
+            return method(self, *args, **kwargs)
+        return call
+    return wrap

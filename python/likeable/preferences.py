@@ -17,7 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from . import _core
-from ._estimator import Estimator
+from ._estimator import Estimator, renamed_arguments
 from ._gpu.device import dispatch
 from ._io import Fields, check_tensor, tensors_from_bytes, tensors_to_bytes
 from ._pairs import (NO_OFFSETS, UnknownUserError, as_controls, as_pair_codes, as_user_list, check_nonneg,
@@ -178,6 +178,7 @@ class PreferenceModel(Estimator, Persistent):
         ctl = as_controls(controls, codes.shape[0], None)
         return codes, y, ctl
 
+    @renamed_arguments(pair_codes="X", labels="y")
     def fit(self, X: Any, y: Any, controls: Any = None) -> "PreferenceModel":
         """Fit on pair codes ``X`` (SparseCodes, scipy.sparse or dense), labels ``y`` and optional controls."""
         l2, l1, max_iter, tol = self._solver_params()
@@ -238,10 +239,12 @@ class PreferenceModel(Estimator, Persistent):
         return base.astype(np.float32)
 
     # --- prediction -----------------------------------------------------------------------
+    @renamed_arguments(pair_codes="X")
     def decision_function(self, X: Any, controls: Any = None, device: str | None = None) -> np.ndarray:
         """Logit of P(A preferred) per pair, float32 of shape (n_pairs,) (GPU codes: a CuPy array)."""
         return self._pairs(X, controls, logits=True, device=device)
 
+    @renamed_arguments(pair_codes="X")
     def predict_proba(self, X: Any, controls: Any = None, device: str | None = None) -> np.ndarray:
         """Probabilities of ``classes_`` per pair, float32 (n_pairs, 2): column 1 is P(A preferred).
 
@@ -254,6 +257,7 @@ class PreferenceModel(Estimator, Persistent):
         out[:, 0] = 1 - p
         return out
 
+    @renamed_arguments(pair_codes="X")
     def predict(self, X: Any, controls: Any = None) -> np.ndarray:
         """The predicted label per pair (``classes_[1]``, e.g. 1, where A is predicted to be chosen)."""
         logits = self.decision_function(X, controls)

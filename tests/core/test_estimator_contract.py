@@ -213,3 +213,16 @@ def test_preference_model_file_is_checked(rng, tmp_path):
         lk.PreferenceModel().to_bytes()
     with pytest.raises(lk.FormatError, match="not a PreferenceModel"):
         lk.PreferenceModel.from_bytes(lk.AttributeBank(["x"], np.ones((1, 3))).to_bytes())
+
+
+def test_preference_model_keeps_its_old_keyword_names(rng):
+    """Public names are a contract: fit(pair_codes=, labels=) still works, with a DeprecationWarning."""
+    codes, y = pairs(rng)
+    new = lk.PreferenceModel().fit(X=codes, y=y)
+    with pytest.warns(DeprecationWarning, match=r"fit\(pair_codes=..., labels=...\) is now fit\(X=..., y=...\)"):
+        old = lk.PreferenceModel().fit(pair_codes=codes, labels=y)
+    np.testing.assert_array_equal(old.coef_, new.coef_)
+    with pytest.warns(DeprecationWarning):
+        np.testing.assert_array_equal(old.predict_proba(pair_codes=codes), new.predict_proba(codes))
+    with pytest.raises(TypeError, match="both 'pair_codes' and its new name 'X'"):
+        lk.PreferenceModel().fit(X=codes, pair_codes=codes, y=y)
