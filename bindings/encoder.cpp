@@ -2,6 +2,7 @@
 // The weights live in numpy arrays owned by likeable.SparseEncoder; the core only borrows them.
 #include <pybind11/stl.h>
 
+#include <limits>
 #include <optional>
 
 #include "encoder/bias.h"
@@ -84,7 +85,14 @@ void bind_encoder(py::module_& m) {
         FloatArray x = float_matrix(X, "X", w.view.n_dims);
         const EncodeOptions opt = make_options(k, is_signed, use_threshold, threads, tile_rows, tile_features);
         py::gil_scoped_release release;
-        return encode(w.view, x.data(), x.shape(0), opt);
+        CsrMatrix codes = encode(w.view, x.data(), x.shape(0), opt);
+        // Finite inputs and weights can still overflow float32 in x . W_enc: refuse, rather than
+        // hand back inf/NaN codes that decode and SparseIndex would refuse later.
+        const float largest = max_abs(codes.values.data(), static_cast<std::int64_t>(codes.values.size()));
+        LIKEABLE_CHECK(largest <= std::numeric_limits<float>::max(), "encoding overflowed float32 (a pre-activation "
+                       "x . W_enc + b_enc is beyond 3.4e38 or NaN): the inputs or the encoder weights are too large; "
+                       "scale them down");
+        return codes;
       },
       py::arg("X"), py::arg("W_encT"), py::arg("b_enc"), py::arg("b_dec"), py::arg("threshold"),
       py::arg("k"), py::arg("signed"), py::arg("use_threshold"), py::arg("threads") = 0,
@@ -112,7 +120,7 @@ void bind_encoder(py::module_& m) {
       "encoder_decode",
       [](const py::handle& codes, const py::handle& W_dec, const py::handle& b_dec, int threads) {
         BoundWeights w = bind_weights(py::none(), py::none(), W_dec, b_dec, py::none());
-        CsrArrays csr = csr_from_codes(codes, false);
+        const CodesSnapshot csr = csr_from_codes(codes);
         py::array_t<float> out({static_cast<py::ssize_t>(csr.view.n_rows), static_cast<py::ssize_t>(w.view.n_dims)});
         float* dst = out.mutable_data();
         {
@@ -176,9 +184,10 @@ void bind_encoder(py::module_& m) {
             w.b_dec = mutable_floats(b_dec, "b_dec", {d});
             if (!threshold.is_none()) w.threshold = mutable_floats(threshold, "threshold", {M});
             FloatArray x = float_matrix(X, "X", d);
-            auto rows = exact_vector<std::int64_t>(order, "order");
+            const std::vector<std::int64_t> rows = copied_ids<std::int64_t>(order, "order");
             py::gil_scoped_release release;
-            return self.run_epoch(w, x.data(), x.shape(0), rows.data(), rows.shape(0), batch_size, norm);
+            return self.run_epoch(w, x.data(), x.shape(0), rows.data(), static_cast<std::int64_t>(rows.size()),
+                                  batch_size, norm);
           },
           py::arg("W_encT"), py::arg("b_enc"), py::arg("W_dec"), py::arg("b_dec"), py::arg("threshold"),
           py::arg("X"), py::arg("order"), py::arg("batch_size"), py::arg("norm"),

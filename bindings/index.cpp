@@ -21,7 +21,7 @@ using ScoreArray = py::array_t<float>;
 
 // A query batch argument: dense rows (float32, n_cols columns) or CSR codes (validated).
 struct QueryArrays {
-  CsrArrays sparse;
+  CodesSnapshot sparse;
   FloatArray dense;
   QueryBatch batch;
 };
@@ -29,11 +29,11 @@ QueryArrays query_arrays(const py::handle& queries, bool dense, std::int64_t n_c
   QueryArrays out;
   out.batch.n_cols = n_cols;
   if (dense) {
-    out.dense = float_matrix(queries, "queries", n_cols);
+    out.dense = float_matrix_copy(queries, "queries", n_cols);
     out.batch.dense = out.dense.data();
     out.batch.n_queries = out.dense.shape(0);
   } else {
-    out.sparse = csr_from_codes(queries, true);
+    out.sparse = csr_from_codes(queries);
     LIKEABLE_CHECK(out.sparse.view.n_cols == n_cols, "queries have ", out.sparse.view.n_cols,
                    " features, expected ", n_cols);
     out.batch.sparse = &out.sparse.view;
@@ -57,6 +57,15 @@ std::pair<IdArray, ScoreArray> top_k(const QueryBatch& batch, std::int64_t k, Se
   return {ids, scores};
 }
 
+// A getter that first checks a memory-mapped file is unchanged (its arrays are read).
+template <class R>
+auto checked(R (SparseIndex::*getter)() const) {
+  return [getter](const SparseIndex& self) {
+    self.check_file();
+    return (self.*getter)();
+  };
+}
+
 }  // namespace
 
 void bind_index(py::module_& m) {
@@ -64,7 +73,7 @@ void bind_index(py::module_& m) {
                                                          "Compiled inverted index (use likeable.SparseIndex).")
       .def(py::init([](const py::handle& codes, bool approximate, std::int64_t n_postings, double block_fraction,
                        double summary_energy, std::int64_t doc_cut, std::uint64_t seed, int threads) {
-             CsrArrays arrays = csr_from_codes(codes, true);
+             const CodesSnapshot arrays = csr_from_codes(codes);
              IndexParams p;
              p.approximate = approximate;
              p.n_postings = n_postings;
@@ -87,6 +96,7 @@ void bind_index(py::module_& m) {
             p.query_cut = query_cut;
             p.heap_factor = heap_factor;
             p.threads = threads;
+            self.check_file();
             const QueryArrays q = query_arrays(queries, dense, self.n_cols());
             return top_k(q.batch, k, [&](std::int64_t* ids, float* scores) { self.search(q.batch, p, ids, scores); });
           },
@@ -95,6 +105,7 @@ void bind_index(py::module_& m) {
       .def(
           "top_activations",
           [](const SparseIndex& self, std::int32_t feature, std::int64_t n, int sign) {
+            self.check_file();
             std::vector<std::int64_t> rows;
             std::vector<float> values;
             {
@@ -109,6 +120,7 @@ void bind_index(py::module_& m) {
       .def(
           "forward_csr",
           [](const SparseIndex& self) -> py::object {
+            self.check_file();
             const CsrView v = self.forward_view();
             if (v.indptr == nullptr) return py::none();
             CsrMatrix copy;  // the index may be memory-mapped: the caller gets its own arrays
@@ -122,6 +134,7 @@ void bind_index(py::module_& m) {
           "A copy of the float32 forward index as a Csr, or None where it is held compact.")
       .def("to_bytes",
            [](const SparseIndex& self) {
+             self.check_file();
              std::vector<std::uint8_t> bytes;
              {
                py::gil_scoped_release release;
@@ -132,6 +145,7 @@ void bind_index(py::module_& m) {
       .def(
           "save",
           [](const SparseIndex& self, const std::string& path) {
+            self.check_file();
             py::gil_scoped_release release;
             self.save(path);
           },
@@ -155,17 +169,20 @@ void bind_index(py::module_& m) {
           py::arg("data"), py::arg("verify"))
       .def_property_readonly("n_rows", &SparseIndex::n_rows)
       .def_property_readonly("n_features", &SparseIndex::n_cols)
-      .def_property_readonly("nnz", &SparseIndex::nnz)
+      .def_property_readonly("nnz", checked(&SparseIndex::nnz))
       .def_property_readonly("approximate", &SparseIndex::approximate)
       .def_property_readonly("signed", &SparseIndex::is_signed)
       .def_property_readonly("n_blocks", &SparseIndex::n_blocks)
-      .def_property_readonly("n_postings_stored", &SparseIndex::n_postings_stored)
-      .def_property_readonly("n_summary_entries", &SparseIndex::n_summary_entries)
+      .def_property_readonly("n_postings_stored", checked(&SparseIndex::n_postings_stored))
+      .def_property_readonly("n_summary_entries", checked(&SparseIndex::n_summary_entries))
       .def("block_lengths", [](const SparseIndex& self) {
+        self.check_file();
         const std::vector<std::int64_t> lengths = self.block_lengths();
         return py::array_t<std::int64_t>(static_cast<py::ssize_t>(lengths.size()), lengths.data());
       })
-      .def_property_readonly("nbytes", &SparseIndex::file_bytes)
+      .def_property_readonly("nbytes", checked(&SparseIndex::file_bytes))
+      .def("check_file", &SparseIndex::check_file,
+           "FormatError if a memory-mapped file was truncated or written in place since it was loaded.")
       .def_property_readonly("params", [](const SparseIndex& self) {
         const IndexParams& p = self.params();
         py::dict d;
@@ -180,7 +197,7 @@ void bind_index(py::module_& m) {
   m.def(
       "brute_force_search",
       [](const py::handle& codes, const py::handle& queries, bool dense, std::int64_t k, int threads) {
-        const CsrArrays base = csr_from_codes(codes, false);
+        const CodesSnapshot base = csr_from_codes(codes);
         const QueryArrays q = query_arrays(queries, dense, base.view.n_cols);
         return top_k(q.batch, k, [&](std::int64_t* ids, float* scores) {
           brute_force_search(base.view, q.batch, k, threads, ids, scores);

@@ -6,6 +6,7 @@
 #include "core/blas.h"
 #include "core/errors.h"
 #include "core/io.h"
+#include "core/json_scan.h"
 #include "core/parallel.h"
 #include "core/simd.h"
 #include "core/sparse.h"
@@ -60,27 +61,55 @@ PYBIND11_MODULE(_core, m) {
   bind_errors(m);
 
   m.def("resolve_threads", &resolve_threads, py::arg("requested") = 0,
-        "Threads a call will use: requested > 0, else LIKEABLE_NUM_THREADS, else all cores.");
+        "Threads a call will use: requested > 0, else LIKEABLE_NUM_THREADS, else all cores; at most max_threads().");
+  m.def("max_threads", &max_threads, "The most threads any call runs: MAX_THREADS_PER_CORE per core.");
+  m.attr("MAX_THREADS_PER_CORE") = kMaxThreadsPerCore;
   m.def("blas_config", []() { return std::string(blas::config()); });
+
+  py::class_<CsrMatrix> csr(m, "Csr",
+                            "CSR arrays owned by the core, immutable (read-only views): encode's output and the "
+                            "snapshots SparseCodes holds. Calls use them without copying or re-checking.");
+  py_bind::view_property(csr, "indptr", &CsrMatrix::indptr, "int64, n_rows + 1", true);
+  py_bind::view_property(csr, "indices", &CsrMatrix::indices, "int32 feature ids", true);
+  py_bind::view_property(csr, "values", &CsrMatrix::values, "float32", true);
+  csr.def_property_readonly("shape", [](const CsrMatrix& c) { return std::make_pair(c.n_rows, c.n_cols); },
+                            "(n_rows, n_features)");
   m.def(
-      "validate_csr",
-      [](const py::handle& codes) {
-        auto arrays = py_bind::csr_from_codes(codes, false);
-        py::gil_scoped_release release;
-        validate_csr(arrays.view);
+      "validate_csr", [](const py::handle& codes) { py_bind::csr_from_codes(codes); }, py::arg("codes"),
+      "Structural check of CSR arrays (codes.indptr/indices/values/shape); raises ValueError naming the first "
+      "problem.");
+  m.def(
+      "snapshot_codes",
+      [](const py::handle& indptr, const py::handle& indices, const py::handle& values, const py::handle& shape) {
+        const py_bind::CodesSnapshot s = py_bind::snapshot_codes(indptr, indices, values, shape);
+        return py::make_tuple(s.indptr, s.indices, s.values);
       },
-      py::arg("codes"), "Structural check of CSR arrays; raises ValueError naming the first problem.");
+      py::arg("indptr"), py::arg("indices"), py::arg("values"), py::arg("shape"),
+      "(indptr, indices, values) as read-only views of a checked, core-owned copy; arrays that already are such "
+      "views come back as they are (no copy). Raises ValueError/TypeError naming the first problem.");
+  py::class_<JsonScan>(m, "JsonScan", "Nesting depth of JSON text fed in pieces, without parsing it.")
+      .def(py::init<>())
+      .def(
+          "feed",
+          [](JsonScan& self, const py::buffer& data) {
+            const py::buffer_info info = data.request();
+            if (info.ndim > 1 || (info.ndim == 1 && info.strides[0] != info.itemsize))
+              throw py::type_error("JsonScan.feed needs contiguous bytes");
+            const auto* p = static_cast<const char*>(info.ptr);
+            const std::size_t n = static_cast<std::size_t>(info.size * info.itemsize);
+            py::gil_scoped_release release;
+            self.feed(p, n);
+          },
+          py::arg("data"), "Scan the next piece (bytes-like).")
+      .def_readonly("depth", &JsonScan::depth)
+      .def_readonly("max_depth", &JsonScan::max_depth)
+      .def_readonly("first_space", &JsonScan::first_space, "offset of the first whitespace outside strings (-1: none)")
+      .def_readonly("in_string", &JsonScan::in_string);
   m.def(
       "_crc32c", [](const py::bytes& data) { std::string_view v = data; return io::crc32c(v.data(), v.size()); },
       py::arg("data"), "CRC32C of bytes (the file section checksum; exposed for tests).");
   bind_simd(m);
 
-  py::class_<CsrMatrix> csr(m, "Csr", "CSR arrays made by the core (read into likeable.SparseCodes).");
-  py_bind::view_property(csr, "indptr", &CsrMatrix::indptr, "int64, n_rows + 1");
-  py_bind::view_property(csr, "indices", &CsrMatrix::indices, "int32 feature ids");
-  py_bind::view_property(csr, "values", &CsrMatrix::values, "float32");
-  csr.def_property_readonly("shape", [](const CsrMatrix& c) { return std::make_pair(c.n_rows, c.n_cols); },
-                            "(n_rows, n_features)");
   {
     py::dict options;
     options["cuda"] = LIKEABLE_CUDA_OPTION;           // the LIKEABLE_ENABLE_CUDA setting

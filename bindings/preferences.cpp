@@ -98,11 +98,11 @@ void bind_preferences(py::module_& m) {
         auto csr = csr_from_codes(codes);
         auto base = float_vector(base_obj, "base_logit", csr.view.n_rows);
         auto labels = float_vector(labels_obj, "labels", csr.view.n_rows);
-        auto row_ptr = exact_vector<std::int64_t>(row_ptr_obj, "row_ptr");
-        auto rows = exact_vector<std::int64_t>(rows_obj, "rows");
-        LIKEABLE_CHECK(row_ptr.shape(0) >= 1, "row_ptr must have n_users + 1 entries");
-        const std::int64_t n_users = row_ptr.shape(0) - 1;
-        LIKEABLE_CHECK(row_ptr.data()[n_users] == rows.shape(0), "row_ptr[-1] must equal len(rows)");
+        const std::vector<std::int64_t> row_ptr = copied_ids<std::int64_t>(row_ptr_obj, "row_ptr");
+        const std::vector<std::int64_t> rows = copied_ids<std::int64_t>(rows_obj, "rows");
+        LIKEABLE_CHECK(row_ptr.size() >= 1, "row_ptr must have n_users + 1 entries");
+        const std::int64_t n_users = static_cast<std::int64_t>(row_ptr.size()) - 1;
+        LIKEABLE_CHECK(row_ptr[n_users] == static_cast<std::int64_t>(rows.size()), "row_ptr[-1] must equal len(rows)");
         py::array_t<float> offsets({n_users, csr.view.n_cols});
         float* out = offsets.mutable_data();
         prefs::UserFitOptions opts{shrinkage, max_iter, tol, threads};
@@ -139,10 +139,10 @@ void bind_preferences(py::module_& m) {
          int threads) {
         auto population = float_vector(pop_obj, "population");
         auto offsets = float_matrix(off_obj, "offsets");
-        auto rows = exact_vector<std::int64_t>(rows_obj, "user_rows");
+        const std::vector<std::int64_t> rows = copied_ids<std::int64_t>(rows_obj, "user_rows");
         auto csr = csr_from_codes(items);
         auto w = user_weights(population, offsets);
-        const std::int64_t n_users = rows.shape(0);
+        const std::int64_t n_users = static_cast<std::int64_t>(rows.size());
         py::array_t<float> out({n_users, csr.view.n_rows});
         float* dst = out.mutable_data();
         {
@@ -160,11 +160,11 @@ void bind_preferences(py::module_& m) {
          std::int64_t k, int threads) {
         auto population = float_vector(pop_obj, "population");
         auto offsets = float_matrix(off_obj, "offsets");
-        auto rows = exact_vector<std::int64_t>(rows_obj, "user_rows");
+        const std::vector<std::int64_t> rows = copied_ids<std::int64_t>(rows_obj, "user_rows");
         auto csr = csr_from_codes(items);
         LIKEABLE_CHECK(k >= 1, "k must be >= 1, got ", k);
         auto w = user_weights(population, offsets);
-        const std::int64_t n_users = rows.shape(0);
+        const std::int64_t n_users = static_cast<std::int64_t>(rows.size());
         py::array_t<std::int64_t> ids({n_users, k});
         py::array_t<float> scores({n_users, k});
         std::int64_t* ids_ptr = ids.mutable_data();
@@ -185,9 +185,10 @@ void bind_preferences(py::module_& m) {
          const py::object& base_obj, int threads, bool logits) {
         auto population = float_vector(pop_obj, "population");
         auto offsets = float_matrix(off_obj, "offsets");
-        auto rows = exact_vector<std::int64_t>(rows_obj, "user_rows");
+        const std::vector<std::int64_t> rows = copied_ids<std::int64_t>(rows_obj, "user_rows");
         auto csr = csr_from_codes(pairs);
-        LIKEABLE_CHECK(rows.shape(0) == csr.view.n_rows, "user_rows has ", rows.shape(0), " entries for ",
+        LIKEABLE_CHECK(static_cast<std::int64_t>(rows.size()) == csr.view.n_rows, "user_rows has ", rows.size(),
+                       " entries for ",
                        csr.view.n_rows, " pairs");
         FloatArray base;
         if (!base_obj.is_none()) base = float_vector(base_obj, "base_logit", csr.view.n_rows);
@@ -210,9 +211,9 @@ void bind_preferences(py::module_& m) {
       [](const py::handle& pop_obj, const py::handle& off_obj, const py::handle& rows_obj, int threads) {
         auto population = float_vector(pop_obj, "population");
         auto offsets = float_matrix(off_obj, "offsets");
-        auto rows = exact_vector<std::int64_t>(rows_obj, "user_rows");
+        const std::vector<std::int64_t> rows = copied_ids<std::int64_t>(rows_obj, "user_rows");
         auto w = user_weights(population, offsets);
-        const std::int64_t n_users = rows.shape(0);
+        const std::int64_t n_users = static_cast<std::int64_t>(rows.size());
         py::array_t<float> out({n_users, w.n_features});
         float* dst = out.mutable_data();
         {

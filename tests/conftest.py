@@ -58,3 +58,41 @@ def simd_switch():
 
     return switch
 
+
+
+
+class Isolated:
+    """Runs Python source in a fresh interpreter: what may crash the process runs there, so a
+    crash fails the calling test instead of ending pytest. The child imports the same likeable
+    and inherits the environment (the sanitizer runtimes under .ci/sanitize, so an ASan/UBSan
+    report aborts the child and fails the test)."""
+
+    def __init__(self) -> None:
+        import likeable
+
+        self.package_root = str(Path(likeable.__file__).resolve().parents[1])
+
+    def run(self, source: str, timeout: float = 180) -> tuple[int, str]:
+        """(return code, output); a negative return code is the signal that killed the child."""
+        import subprocess
+        import sys
+        import textwrap
+
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join([self.package_root, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        proc = subprocess.run([sys.executable, "-c", textwrap.dedent(source)], env=env, capture_output=True,
+                              text=True, timeout=timeout)
+        return proc.returncode, proc.stdout + proc.stderr
+
+    def survives(self, source: str, timeout: float = 180, marker: str = "SURVIVED") -> str:
+        """Runs ``source``, which must print ``marker`` at its end; asserts the child got there and
+        exited 0 (not killed by a signal, not ended by a runtime). Returns its output."""
+        code, output = self.run(source, timeout)
+        assert code >= 0, f"the child process was killed by signal {-code}:\n{output[-3000:]}"
+        assert code == 0 and marker in output, f"the child process exited with {code}:\n{output[-3000:]}"
+        return output
+
+
+@pytest.fixture
+def isolated() -> Isolated:
+    return Isolated()

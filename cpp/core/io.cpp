@@ -95,25 +95,53 @@ class HeapBuffer : public Buffer {
   std::vector<std::uint8_t> bytes_;
 };
 
-class MappedBuffer : public Buffer {
- public:
-  MappedBuffer(void* addr, std::size_t n) : addr_(addr) {
-    data_ = static_cast<const std::uint8_t*>(addr);
-    size_ = n;
-  }
-  ~MappedBuffer() override {
-    if (addr_ != nullptr) munmap(addr_, size_);
-  }
-
- private:
-  void* addr_;
-};
-
 struct Fd {
   int fd = -1;
   ~Fd() {
     if (fd >= 0) ::close(fd);
   }
+};
+
+// What tells that a file changed in place: its size and last modification time.
+struct FileStamp {
+  std::uint64_t size = 0;
+  std::int64_t mtime_sec = 0;
+  std::int64_t mtime_nsec = 0;
+  bool operator==(const FileStamp& o) const {
+    return size == o.size && mtime_sec == o.mtime_sec && mtime_nsec == o.mtime_nsec;
+  }
+};
+FileStamp stamp_of(const struct stat& st) {
+  return FileStamp{static_cast<std::uint64_t>(st.st_size), static_cast<std::int64_t>(st.st_mtim.tv_sec),
+                   static_cast<std::int64_t>(st.st_mtim.tv_nsec)};
+}
+
+// Keeps the file open, so the stamp it compares is always that of the mapped file (a file
+// renamed over the path is another file: this map goes on reading the old one, unchanged).
+class MappedBuffer : public Buffer {
+ public:
+  MappedBuffer(void* addr, std::size_t n, int fd, FileStamp stamp, std::string path)
+      : addr_(addr), fd_(fd), stamp_(stamp), path_(std::move(path)) {
+    data_ = static_cast<const std::uint8_t*>(addr);
+    size_ = n;
+  }
+  ~MappedBuffer() override {
+    if (addr_ != nullptr) munmap(addr_, size_);
+    if (fd_ >= 0) ::close(fd_);
+  }
+  void check_unchanged() const override {
+    struct stat st;
+    if (fstat(fd_, &st) != 0 || !(stamp_of(st) == stamp_))
+      throw FormatError(concat(path_, ": the memory-mapped file was truncated or written in place since it was "
+                               "loaded; load it again. Replace a mapped index only by writing a new file and "
+                               "renaming it over the old path (SparseIndex.save does), never in place"));
+  }
+
+ private:
+  void* addr_;
+  int fd_;
+  FileStamp stamp_;
+  std::string path_;
 };
 
 [[noreturn]] void throw_errno(const std::string& what, const std::string& path) {
@@ -122,11 +150,23 @@ struct Fd {
   throw std::runtime_error(concat(what, " ", path, ": ", std::strerror(err)));
 }
 
-std::size_t file_size(int fd, const std::string& path) {
-  struct stat st;
-  if (fstat(fd, &st) != 0) throw_errno("cannot stat", path);
+// Opens a regular file for reading without ever blocking: O_NONBLOCK makes open() return at
+// once on a FIFO (which would otherwise wait for a writer), and what is not a regular file is
+// refused before any read. The file's stat goes to `st`.
+int open_regular(const std::string& path, struct stat& st) {
+  Fd f;
+  f.fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (f.fd < 0) throw_errno("cannot open", path);
+  if (fstat(f.fd, &st) != 0) throw_errno("cannot stat", path);
   if (S_ISDIR(st.st_mode)) throw InvalidArgument(concat(path, " is a folder, expected a file"));
-  return static_cast<std::size_t>(st.st_size);
+  if (!S_ISREG(st.st_mode))
+    throw InvalidArgument(concat(path, " is not a regular file (a pipe, socket or device): refused, since reading "
+                                 "it could block forever"));
+  const int flags = ::fcntl(f.fd, F_GETFL);
+  if (flags >= 0) ::fcntl(f.fd, F_SETFL, flags & ~O_NONBLOCK);
+  const int fd = f.fd;
+  f.fd = -1;
+  return fd;
 }
 
 void write_all(int fd, const std::uint8_t* p, std::size_t n, const std::string& path) {
@@ -241,21 +281,23 @@ void SectionWriter::save(const std::string& path) const {
 
 // ---------------------------------------------------------------------------------------------
 std::shared_ptr<Buffer> map_file(const std::string& path) {
+  struct stat st;
   Fd f;
-  f.fd = ::open(path.c_str(), O_RDONLY);
-  if (f.fd < 0) throw_errno("cannot open", path);
-  const std::size_t n = file_size(f.fd, path);
+  f.fd = open_regular(path, st);
+  const std::size_t n = static_cast<std::size_t>(st.st_size);
   if (n == 0) return std::make_shared<HeapBuffer>(std::vector<std::uint8_t>{});
   void* addr = ::mmap(nullptr, n, PROT_READ, MAP_PRIVATE, f.fd, 0);
   if (addr == MAP_FAILED) throw_errno("cannot memory-map", path);
-  return std::make_shared<MappedBuffer>(addr, n);
+  auto buffer = std::make_shared<MappedBuffer>(addr, n, f.fd, stamp_of(st), path);
+  f.fd = -1;  // the buffer owns it now
+  return buffer;
 }
 
 std::shared_ptr<Buffer> read_file(const std::string& path) {
+  struct stat st;
   Fd f;
-  f.fd = ::open(path.c_str(), O_RDONLY);
-  if (f.fd < 0) throw_errno("cannot open", path);
-  const std::size_t n = file_size(f.fd, path);
+  f.fd = open_regular(path, st);
+  const std::size_t n = static_cast<std::size_t>(st.st_size);
   std::vector<std::uint8_t> bytes(n);
   std::size_t got = 0;
   while (got < n) {

@@ -78,15 +78,27 @@ class Buffer {
   virtual ~Buffer() = default;
   const std::uint8_t* data() const { return data_; }
   std::size_t size() const { return size_; }
+  // Throws FormatError when the bytes may no longer be what was loaded: a memory map whose file
+  // was truncated or written in place since it was mapped (its size or modification time
+  // changed). Heap bytes never change. A check before each use, not a guarantee: a file
+  // truncated while it is being read still kills the process with SIGBUS, which no library can
+  // catch; so a mapped file must only ever be replaced by rename (see map_file).
+  virtual void check_unchanged() const {}
 
  protected:
   const std::uint8_t* data_ = nullptr;
   std::size_t size_ = 0;
 };
 
-std::shared_ptr<Buffer> map_file(const std::string& path);   // mmap, read-only
+// Memory-maps a file read-only. The contract: the file is never truncated or written in place
+// while mapped; replace it by writing a new file and renaming it over the path (atomic, as
+// SectionWriter::save does), after which this map keeps reading the old file. Changes that can
+// be seen are reported by Buffer::check_unchanged.
+std::shared_ptr<Buffer> map_file(const std::string& path);
 std::shared_ptr<Buffer> read_file(const std::string& path);  // whole file on the heap
 std::shared_ptr<Buffer> copy_bytes(const void* data, std::size_t n);
+// Both readers refuse what is not a regular file (a FIFO would block the caller forever, a
+// device could be endless) with InvalidArgument, without blocking on it.
 
 // A validated file: sections looked up by name, typed, with their element counts checked.
 class SectionReader {

@@ -17,15 +17,32 @@
 
 namespace likeable {
 
-// requested > 0 wins; otherwise LIKEABLE_NUM_THREADS; otherwise every core.
+// No call runs more threads than this many per core: a thread count far above the cores only
+// costs (stacks, per-thread scratch, OpenMP teams), and one such as 10000 or 2^31 - 1 can make
+// libgomp abort the process where address space is limited. Python refuses larger requests
+// with a ValueError (likeable.max_threads()); here they are capped, so a C++ caller cannot exceed it.
+constexpr int kMaxThreadsPerCore = 4;
+
+inline int hardware_threads() {
+  const unsigned hw = std::thread::hardware_concurrency();
+  return hw == 0 ? 1 : static_cast<int>(std::min<unsigned>(hw, 1u << 16));
+}
+
+inline int max_threads() { return kMaxThreadsPerCore * hardware_threads(); }
+
+// requested > 0 wins; otherwise LIKEABLE_NUM_THREADS; otherwise every core; never more than
+// max_threads().
 inline int resolve_threads(int requested) {
-  if (requested > 0) return requested;
-  if (const char* env = std::getenv("LIKEABLE_NUM_THREADS")) {
-    int from_env = std::atoi(env);
-    if (from_env > 0) return from_env;
+  int threads = requested;
+  if (threads <= 0) {
+    if (const char* env = std::getenv("LIKEABLE_NUM_THREADS")) {
+      char* end = nullptr;
+      const long from_env = std::strtol(env, &end, 10);  // not atoi: its overflow is undefined
+      if (end != env && from_env > 0) threads = static_cast<int>(std::min<long>(from_env, max_threads()));
+    }
   }
-  unsigned hw = std::thread::hardware_concurrency();
-  return hw == 0 ? 1 : static_cast<int>(hw);
+  if (threads <= 0) threads = hardware_threads();
+  return std::min(threads, max_threads());
 }
 
 // Below this many multiply-adds a call runs on one thread: waking a team costs more than it

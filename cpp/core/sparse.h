@@ -35,4 +35,17 @@ struct CsrMatrix {
 // Full structural check (O(nnz)); throws InvalidArgument naming the first problem.
 void validate_csr(const CsrView& csr);
 
+// Checked copies of caller-owned CSR arrays, one pass each (every element read once, checked
+// in the copy): the core then works on arrays nobody else can change mid-call, so a check can
+// never be undone between checking and use. Each throws InvalidArgument naming the first problem.
+// indptr: n_rows + 1 entries, starting at 0, non-decreasing, ending at nnz.
+void copy_indptr_checked(const std::int64_t* src, std::int64_t n_rows, std::int64_t nnz, std::int64_t* dst);
+// indices: each in [0, n_cols).
+void copy_indices_checked(const std::int32_t* src, std::int64_t n, std::int64_t n_cols, std::int32_t* dst);
+// values: each finite.
+void copy_values_checked(const float* src, std::int64_t n, float* dst);
+
+// The largest |v| (0 for none).
+float max_abs(const float* values, std::int64_t n);
+
 }  // namespace likeable

@@ -12,6 +12,7 @@ void brute_force_search(const CsrView& codes, const QueryBatch& queries, std::in
                         std::int64_t* ids, float* scores) {
   LIKEABLE_CHECK(k >= 1, "k must be >= 1, got ", k);
   LIKEABLE_CHECK(queries.n_cols == codes.n_cols, "queries have ", queries.n_cols, " features, codes have ", codes.n_cols);
+  check_score_range(queries, max_abs(codes.values, codes.nnz()));  // the rule the indexes follow
   parallel_for(queries.n_queries, 1, threads, [&](std::int64_t begin, std::int64_t end, int) {
     std::vector<double> q(codes.n_cols);
     std::vector<float> keys(k);

@@ -7,6 +7,7 @@
 
 #include "index/approximate.h"
 #include "index/exact.h"
+#include "core/simd.h"
 #include "index/kernels.h"
 
 namespace likeable {
@@ -56,6 +57,15 @@ IndexCommon read_common(const io::SectionReader& rd, const std::string& source) 
   c.params.summary_energy = fparams[1];
   if (c.n_rows < 0 || c.n_rows > INT32_MAX || c.n_cols < 0 || c.n_cols > INT32_MAX || meta[4] < 0)
     throw FormatError(concat(source, ": implausible sizes in the header"));
+  if ((meta[2] != 0 && meta[2] != 1) || (meta[3] != 0 && meta[3] != 1))
+    throw FormatError(concat(source, ": the approximate/signed flags in meta are not 0 or 1"));
+  // The build parameters are reported back (get_params) and build new indexes: the ranges build accepts.
+  const IndexParams& p = c.params;
+  if (!(p.n_postings >= 1 && p.doc_cut >= 1 && p.block_fraction > 0 && p.block_fraction <= 1 &&
+        p.summary_energy > 0 && p.summary_energy <= 1))
+    throw FormatError(concat(source, ": build parameters out of range in params/meta (n_postings=", p.n_postings,
+                             ", doc_cut=", p.doc_cut, ", block_fraction=", p.block_fraction, ", summary_energy=",
+                             p.summary_energy, ")"));
   c.fwd_indptr = Array<std::int64_t>::view(rd.get<std::int64_t>("fwd_indptr", c.n_rows + 1), c.n_rows + 1);
   c.col_nnz = Array<std::int64_t>::view(rd.get<std::int64_t>("col_nnz", c.n_cols), c.n_cols);
   return c;
@@ -78,6 +88,8 @@ ExactLayout read_exact(const io::SectionReader& rd, const IndexCommon& c) {
   for (std::int64_t j = 0; j < n_cols; ++j)
     if (c.col_nnz[j] != L.col_ptr[j + 1] - L.col_ptr[j])
       throw FormatError(concat(source, ": col_nnz disagrees with col_ptr at ", j));
+  check_stored_values(L.fwd_values.data(), nnz, c.is_signed, source, "fwd_values");
+  check_stored_values(L.col_values.data(), nnz, c.is_signed, source, "col_values");
   return L;
 }
 
@@ -107,10 +119,29 @@ void read_feature_summaries(const io::SectionReader& rd, BlockLayout& L, const I
     throw FormatError(concat(source, ": the summaries by feature are damaged"));
 }
 
+// A block's summary entries are u8 multiples of its scale: a scale that is not a finite
+// number >= 0, or one of 0 under non-zero entries, would make its bound wrong (search would
+// skip rows it must score).
+void check_scales(const float* scale, const std::uint8_t* entries, const std::int64_t* sum_ptr, std::int64_t n_blocks,
+                  const std::string& source, const char* name) {
+  for (std::int64_t b = 0; b < n_blocks; ++b) {
+    const float s = scale[b];
+    bool ok = std::isfinite(s) && s >= 0;
+    if (ok && s == 0)
+      for (std::int64_t e = sum_ptr[b]; e < sum_ptr[b + 1]; ++e) ok &= entries[e] == 0;
+    if (!ok) throw FormatError(concat(source, ": ", name, "[", b, "] = ", s, " does not scale the block's summary"));
+  }
+}
+
 // Posting lists, blocks and summaries (the same sections in every version but 5's choice).
 BlockLayout read_blocks(const io::SectionReader& rd, const IndexCommon& c, std::int64_t n_blocks) {
   const std::string& source = rd.source();
   const std::int64_t n_cols = c.n_cols;
+  // The count in meta must match the stored arrays before it sizes anything (n_blocks + 1 of
+  // a crafted 2^63 - 1 would overflow).
+  if (n_blocks != static_cast<std::int64_t>(rd.count<std::int64_t>("block_row_ptr")) - 1)
+    throw FormatError(concat(source, ": meta says ", n_blocks, " blocks but block_row_ptr holds ",
+                             rd.count<std::int64_t>("block_row_ptr"), " entries"));
   BlockLayout L;
   L.n_blocks = n_blocks;
   L.list_block_ptr = Array<std::int64_t>::view(rd.get<std::int64_t>("list_block_ptr", n_cols + 1), n_cols + 1);
@@ -134,17 +165,58 @@ BlockLayout read_blocks(const io::SectionReader& rd, const IndexCommon& c, std::
   }
   L.block_hi_scale = Array<float>::view(rd.get<float>("block_hi_scale", n_blocks), n_blocks);
   if (c.is_signed) L.block_lo_scale = Array<float>::view(rd.get<float>("block_lo_scale", n_blocks), n_blocks);
-  if (L.by_feature.present() &&
-      !feature_summary_scales_ok(L.by_feature, L.list_block_ptr, n_cols, c.is_signed, L.block_hi_scale.data(),
-                                 c.is_signed ? L.block_lo_scale.data() : nullptr, n_blocks))
-    throw FormatError(concat(source, ": a block scale of the summaries by feature is not a finite number >= 0 "
-                                     "(or is 0 under non-zero entries)"));
+  if (L.by_feature.present()) {
+    if (!feature_summary_scales_ok(L.by_feature, L.list_block_ptr, n_cols, c.is_signed, L.block_hi_scale.data(),
+                                   c.is_signed ? L.block_lo_scale.data() : nullptr, n_blocks))
+      throw FormatError(concat(source, ": a block scale of the summaries by feature does not scale the block's "
+                                       "summary (not a finite number >= 0, or 0 under non-zero entries)"));
+  } else {
+    check_scales(L.block_hi_scale.data(), L.sum_hi.data(), L.block_sum_ptr.data(), n_blocks, source, "block_hi_scale");
+    if (c.is_signed)
+      check_scales(L.block_lo_scale.data(), L.sum_lo.data(), L.block_sum_ptr.data(), n_blocks, source,
+                   "block_lo_scale");
+  }
   return L;
+}
+
+// Every row's record (any version, after migration): a positive finite scale and finite half
+// values, none negative in an index whose signed flag is clear (its summaries have no negative
+// part, so a negative value would be scored but never bounded). Returns the largest |value|.
+float check_record_values(const IndexCommon& c, const RecordLayout& records, const std::string& source) {
+  const std::int64_t width = record_width(c.n_cols);
+  float largest = 0;
+  for (std::int64_t r = 0; r < c.n_rows; ++r) {
+    const std::uint16_t* rec = records.units.data() + records.row_unit[r];
+    const std::int64_t len = c.row_length(r);
+    const float scale = read_f32(rec + 2);
+    if (!(scale > 0) || !std::isfinite(scale))
+      throw FormatError(concat(source, ": the record of row ", r, " has scale ", scale));
+    const std::uint16_t* halves = rec + kRecordHeader + (width - 1) * len;
+    std::uint16_t widest = 0;
+    for (std::int64_t i = 0; i < len; ++i) {
+      const std::uint16_t h = halves[i];
+      if ((h & 0x7c00u) == 0x7c00u || (!c.is_signed && (h & 0x8000u) && (h & 0x7fffu)))
+        throw FormatError(concat(source, ": row ", r, " stores ",
+                                 (h & 0x7c00u) == 0x7c00u ? "a NaN or infinite value" : "a negative value",
+                                 (h & 0x7c00u) == 0x7c00u ? "" : " but the index is marked unsigned"));
+      widest = std::max<std::uint16_t>(widest, h & 0x7fffu);  // the order of |half| is that of its bits
+    }
+    largest = std::max(largest, scale * simd::half_to_float(widest));
+  }
+  return largest;
 }
 
 }  // namespace
 
 namespace index_format {
+
+void check_stored_values(const float* values, std::int64_t n, bool is_signed, const std::string& source,
+                         const char* name) {
+  for (std::int64_t i = 0; i < n; ++i)
+    if (!std::isfinite(values[i]) || (!is_signed && values[i] < 0))
+      throw FormatError(concat(source, ": ", name, "[", i, "] = ", values[i],
+                               std::isfinite(values[i]) ? " is negative but the index is marked unsigned" : ""));
+}
 
 RecordLayout view_records(const io::SectionReader& rd, const IndexCommon& c, const BlockLayout& blocks,
                           const std::function<Array<std::int64_t>()>& row_units) {
@@ -206,6 +278,7 @@ std::shared_ptr<SparseIndex> SparseIndex::load(std::shared_ptr<io::Buffer> buffe
   IndexCommon common = read_common(rd, source);
   if (!common.params.approximate) {
     ExactLayout layout = read_exact(rd, common);
+    common.max_abs_value = max_abs(layout.fwd_values.data(), static_cast<std::int64_t>(layout.fwd_values.size()));
     return std::make_shared<ExactIndex>(std::move(common), std::move(layout));
   }
   ApproxLayout layout;
@@ -220,6 +293,7 @@ std::shared_ptr<SparseIndex> SparseIndex::load(std::shared_ptr<io::Buffer> buffe
       return Array<std::int64_t>::view(rd.get<std::int64_t>("row_unit", n_rows), n_rows);
     });
   }
+  common.max_abs_value = check_record_values(common, layout.records, source);
   return std::make_shared<ApproxIndex>(std::move(common), std::move(layout));
 }
 

@@ -41,6 +41,10 @@ void check_ids(const T* ids, std::int64_t n, std::int64_t bound, const std::stri
                                " is outside [0, ", bound, ")"));
 }
 
+// Stored float32 values: finite, and none negative where the signed flag is clear.
+void check_stored_values(const float* values, std::int64_t n, bool is_signed, const std::string& source,
+                         const char* name);
+
 // Versions 3 and 4: views of the records (fwd_rows) and postings (post_loc), every record and
 // posting checked; row_units() gives where each row's record starts.
 RecordLayout view_records(const io::SectionReader& rd, const IndexCommon& common, const BlockLayout& blocks,

@@ -3,6 +3,8 @@
 #include "index/index.h"
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 
 #include "core/parallel.h"
 #include "index/approximate.h"
@@ -19,8 +21,28 @@ std::shared_ptr<SparseIndex> SparseIndex::build(const CsrView& codes, const Inde
                  "summary_energy must be in (0, 1], got ", params.summary_energy);
   LIKEABLE_CHECK(params.doc_cut >= 1, "doc_cut must be >= 1, got ", params.doc_cut);
   LIKEABLE_CHECK(codes.n_rows <= INT32_MAX, "at most 2^31-1 rows can be indexed, got ", codes.n_rows);
-  if (params.approximate) return ApproxIndex::build(codes, params);
-  return ExactIndex::build(codes, params);
+  std::shared_ptr<SparseIndex> index;
+  if (params.approximate) index = ApproxIndex::build(codes, params);
+  else index = ExactIndex::build(codes, params);
+  index->common_.max_abs_value = max_abs(codes.values, codes.nnz());
+  return index;
+}
+
+void check_score_range(const QueryBatch& queries, double max_abs) {
+  // A quarter of FLT_MAX leaves room for the rounding of every partial sum.
+  const double limit = static_cast<double>(std::numeric_limits<float>::max()) / 4;
+  for (std::int64_t qi = 0; qi < queries.n_queries; ++qi) {
+    double l1 = 0;
+    if (queries.sparse != nullptr) {
+      const CsrView& csr = *queries.sparse;
+      for (std::int64_t p = csr.indptr[qi]; p < csr.indptr[qi + 1]; ++p) l1 += std::fabs(csr.values[p]);
+    } else {
+      const float* row = queries.dense + qi * queries.n_cols;
+      for (std::int64_t j = 0; j < queries.n_cols; ++j) l1 += std::fabs(row[j]);
+    }
+    LIKEABLE_CHECK(l1 <= limit && l1 * max_abs <= limit, "query ", qi, " could score beyond float32 (sum |q_j| = ", l1,
+                   ", largest |value| indexed = ", max_abs, "): scale the queries or the codes down");
+  }
 }
 
 void SparseIndex::search(const QueryBatch& queries, const SearchParams& params, std::int64_t* ids,
@@ -28,6 +50,7 @@ void SparseIndex::search(const QueryBatch& queries, const SearchParams& params, 
   LIKEABLE_CHECK(params.k >= 1, "k must be >= 1, got ", params.k);
   LIKEABLE_CHECK(params.heap_factor > 0, "heap_factor must be > 0, got ", params.heap_factor);
   LIKEABLE_CHECK(queries.n_cols == n_cols(), "queries have ", queries.n_cols, " features, the index has ", n_cols());
+  check_score_range(queries, common_.max_abs_value);
   const std::int64_t k = params.k, n_cols = this->n_cols();
   const bool exact = !approximate();
   std::vector<char> done;

@@ -68,9 +68,18 @@ struct IndexCommon {
   Array<std::int64_t> col_nnz;
   // The file the arrays view, when loaded; null when built.
   std::shared_ptr<io::Buffer> file;
+  // The largest |value| stored (not in the file: found on build and on load), which bounds
+  // every score a query can reach (check_score_range).
+  float max_abs_value = 0;
 
   std::int64_t row_length(std::int64_t r) const { return fwd_indptr[r + 1] - fwd_indptr[r]; }
 };
+
+// Refuses (InvalidArgument) a query batch whose scores against rows of largest |value| `max_abs`
+// could overflow float32: no partial sum of q . x exceeds sum_j |q_j| * max_abs, and keeping that
+// far below FLT_MAX keeps every path (exact, approximate, brute force) finite, so none can
+// return inf or NaN scores where another would not.
+void check_score_range(const QueryBatch& queries, double max_abs);
 
 class SparseIndex {
  public:
@@ -97,6 +106,12 @@ class SparseIndex {
   // The forward index as float32 CSR; an empty view (null arrays) where it is held compact.
   // Used by the GPU path.
   virtual CsrView forward_view() const { return CsrView{}; }
+
+  // Throws FormatError when a memory-mapped file changed since it was loaded (io::Buffer::
+  // check_unchanged); callers check before reading the arrays.
+  void check_file() const {
+    if (common_.file) common_.file->check_unchanged();
+  }
 
   // ids/scores: n_queries x k, row-major, sorted by score (ties: lower row id), padded -1/-inf.
   void search(const QueryBatch& queries, const SearchParams& params, std::int64_t* ids, float* scores) const;

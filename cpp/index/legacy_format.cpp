@@ -27,6 +27,7 @@ RecordLayout migrate_records_v1_v2(const io::SectionReader& rd, const IndexCommo
     check_monotone(c.fwd_indptr.data(), n_rows, nnz, source, "fwd_indptr");
     const std::int32_t* ids = rd.get<std::int32_t>("fwd_indices", nnz);
     check_ids(ids, nnz, n_cols, source, "fwd_indices");
+    check_stored_values(rd.get<float>("fwd_values", nnz), nnz, c.is_signed, source, "fwd_values");
     return pack_records_from_floats(c, blocks, post_rows, n_post, ids, rd.get<float>("fwd_values", nnz));
   }
   const std::int64_t nnz = static_cast<std::int64_t>(rd.count<std::uint16_t>("fwd_half"));

@@ -35,7 +35,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from . import _core  # noqa: E402
 from ._core import FormatError  # noqa: E402
 from ._memory import max_memory, set_max_memory  # noqa: E402
-from ._validation import NotFittedError  # noqa: E402
+from ._validation import NotFittedError, max_threads  # noqa: E402
 from .attributes import AttributeBank  # noqa: E402
 from .encoder import EncoderStats, SparseEncoder  # noqa: E402
 from .index import SparseIndex  # noqa: E402
@@ -86,6 +86,7 @@ __all__ = [
     "SparseEncoder",
     "SparseIndex",
     "num_threads",
+    "max_threads",
 ]
 
 

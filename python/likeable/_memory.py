@@ -9,6 +9,8 @@ checks its size first.
 from __future__ import annotations
 
 import contextlib
+import math
+import numbers
 import os
 import threading
 
@@ -26,24 +28,37 @@ def parse_bytes(text: str) -> int:
         n = float(number) * _SUFFIXES[suffix]
     except ValueError:
         raise ValueError(f"cannot read a memory size from {text!r} (e.g. 8G, 512M, 1000000)") from None
-    if n <= 0:
+    if not math.isfinite(n):  # "inf", "nan", "1e400": int() of them would raise OverflowError
+        raise ValueError(f"a memory limit must be a finite number of bytes, got {text!r}")
+    if n < 1:
         raise ValueError(f"a memory limit must be positive, got {text!r}")
     return int(n)
 
 
+def _as_limit(limit: int | str) -> int:
+    """A positive byte count from an int (or integral float) or a '8G'-style string."""
+    if isinstance(limit, str):
+        return parse_bytes(limit)
+    if isinstance(limit, bool) or not isinstance(limit, numbers.Real):
+        raise TypeError(f"a memory limit must be a number of bytes or a string like '8G', got {type(limit).__name__}")
+    if not math.isfinite(limit) or limit < 1:
+        raise ValueError(f"a memory limit must be a positive, finite number of bytes, got {limit!r}")
+    return int(limit)
+
+
 def set_max_memory(limit: int | str | None) -> None:
-    """Set (bytes or '8G'-style) or clear (None) the process-wide allocation limit."""
+    """Set (bytes or '8G'-style) or clear (None) the process-wide allocation limit; an invalid
+    limit raises and leaves the one in force unchanged."""
     global _global_limit
-    _global_limit = None if limit is None else parse_bytes(limit) if isinstance(limit, str) else int(limit)
-    if _global_limit is not None and _global_limit <= 0:
-        raise ValueError(f"max_memory must be positive, got {limit!r}")
+    _global_limit = None if limit is None else _as_limit(limit)
 
 
 @contextlib.contextmanager
 def max_memory(limit: int | str):
     """Limit allocations inside a ``with`` block (this thread only)."""
+    value = _as_limit(limit)  # checked before anything changes
     previous = getattr(_local_limit, "value", None)
-    _local_limit.value = parse_bytes(limit) if isinstance(limit, str) else int(limit)
+    _local_limit.value = value
     try:
         yield
     finally:
@@ -72,7 +87,10 @@ def current_limit() -> int | None:
         return _global_limit
     env = os.environ.get("LIKEABLE_MAX_MEMORY")
     if env:
-        return parse_bytes(env)
+        try:
+            return parse_bytes(env)
+        except ValueError as exc:
+            raise ValueError(f"LIKEABLE_MAX_MEMORY: {exc}") from None
     return available_memory()
 
 

@@ -44,9 +44,7 @@ def as_pair_codes(X: Any, name: str = "X", n_features: int | None = None, *, own
         raise ValueError(f"Found array with 0 feature(s) (shape={codes.shape}) while a minimum of 1 is required.")
     if fitting and codes.shape[0] == 0:
         raise ValueError(f"{name} has no rows")
-    if codes.values.size and not np.isfinite(codes.values).all():
-        raise ValueError(f"{name} contains NaN or Inf values")
-    return codes
+    return codes  # a checked snapshot: finite values, ids in range
 
 
 def as_controls(controls: Any, n_rows: int, n_controls: int | None) -> np.ndarray | None:
@@ -70,6 +68,14 @@ def _normalise_id(user: Any) -> Hashable:
         hash(user)
     except TypeError:
         raise TypeError(f"user ids must be hashable, got {type(user).__name__}") from None
+    # NaN (or pandas.NA) equals nothing, itself included: such an id could never be looked up,
+    # and a list of one NaN object would be one user where an array of NaNs is many.
+    try:
+        missing = bool(user != user)
+    except (TypeError, ValueError):  # pandas.NA: its truth value is ambiguous
+        missing = True
+    if missing:
+        raise ValueError(f"user ids must not be NaN or missing (got {user!r}); use a number or a string")
     return user
 
 
@@ -129,6 +135,6 @@ def check_nonneg(value: Any, name: str, strict: bool = False) -> float:
 def concat_codes(a: SparseCodes, b: SparseCodes) -> SparseCodes:
     indptr = np.concatenate([a.indptr, b.indptr[1:] + a.indptr[-1]])
     return SparseCodes(indptr, np.concatenate([a.indices, b.indices]), np.concatenate([a.values, b.values]),
-                       (a.shape[0] + b.shape[0], a.shape[1]), validate=False)
+                       (a.shape[0] + b.shape[0], a.shape[1]))
 
 

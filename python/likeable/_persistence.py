@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._core import FormatError
 from ._io import atomic_write_bytes, read_file_bytes
 from ._validation import fspath
 
@@ -51,16 +52,33 @@ class Persistent:
         return state
 
     def __setstate__(self, state: dict) -> None:
+        """Checked as a file is: a pickle is data from elsewhere; damage or impossible values
+        (e.g. ``threads`` above likeable.max_threads()) raise FormatError."""
+        if not isinstance(state, dict):
+            raise FormatError(f"<pickle>: a {type(self).__name__} pickle holds a dict, got {type(state).__name__}")
         version = state.get("ser_version", PICKLE_VERSION)  # pickles from before this helper have none
         if version != PICKLE_VERSION:
             raise ValueError(f"unknown {type(self).__name__} pickle version {version!r}")
         # earlier pickles named the bytes "data" (SparseIndex) or "weights" (SparseEncoder)
         blob = state.get("bytes", state.get("data", state.get("weights")))
         params = state.get("params", {})
-        if blob is not None:
-            self.__dict__.update(type(self).from_bytes(blob, "<pickle>").__dict__)
-        else:
-            type(self).__init__(self, **params)
-        # Parameters as they were: pickling must not fail on an estimator that exists.
-        self.__dict__.update(params)
-        self.__dict__.update((name, state[name]) for name in self._pickle_extras if name in state)
+        if not isinstance(params, dict):
+            raise FormatError(f"<pickle>: the {type(self).__name__} parameters are not a dict")
+        try:
+            if blob is not None:
+                self.__dict__.update(type(self).from_bytes(blob, "<pickle>").__dict__)
+            else:
+                type(self).__init__(self, **params)
+            # Parameters as they were: pickling must not fail on an estimator that exists.
+            self.__dict__.update(params)
+            self.__dict__.update((name, state[name]) for name in self._pickle_extras if name in state)
+            self._check_restored()
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, FormatError):
+                raise
+            raise FormatError(f"<pickle>: {type(self).__name__} parameters this likeable refuses ({exc})") from None
+
+    def _check_restored(self) -> None:
+        """Checks what __setstate__ restored besides the file (parameters and extras)."""
+        if hasattr(self, "_validate_params"):
+            self._validate_params()

@@ -14,13 +14,14 @@ compute exactly; scalings the formats apply at run time are folded into the weig
 from __future__ import annotations
 
 import json
+import math
 import os
 from typing import Any
 
 import numpy as np
 
 from ._core import FormatError
-from ._io import atomic_write_bytes
+from ._io import _parse_header, atomic_write_bytes, read_file_bytes, read_json_file
 
 CFG_FILE = "cfg.json"
 SAE_LENS_WEIGHTS = "sae_weights.safetensors"
@@ -37,16 +38,22 @@ def read_folder(path: str) -> dict[str, Any]:
         hint = f"; it holds SAE folders {inner[:5]}: load one of them" if inner else ""
         raise FileNotFoundError(f"{path} is a folder without {CFG_FILE}: not an sae_lens or sparsify SAE{hint}")
     try:
-        with open(cfg_path, encoding="utf-8") as fh:
-            cfg = json.load(fh)
-    except (OSError, ValueError) as exc:
-        raise FormatError(f"{cfg_path}: not readable JSON ({exc})") from None
+        cfg = read_json_file(cfg_path, CFG_FILE)
+    except OSError as exc:
+        raise FormatError(f"{cfg_path}: not readable ({exc})") from None
     if not isinstance(cfg, dict):
         raise FormatError(f"{cfg_path}: not a JSON object")
-    if os.path.isfile(os.path.join(path, SAE_LENS_WEIGHTS)):
-        return _from_sae_lens(cfg, read_safetensors(os.path.join(path, SAE_LENS_WEIGHTS)), path)
-    if os.path.isfile(os.path.join(path, SPARSIFY_WEIGHTS)):
-        return _from_sparsify(cfg, read_safetensors(os.path.join(path, SPARSIFY_WEIGHTS)), path)
+    for name, read in ((SAE_LENS_WEIGHTS, _from_sae_lens), (SPARSIFY_WEIGHTS, _from_sparsify)):
+        if os.path.isfile(os.path.join(path, name)):
+            tensors = read_safetensors(os.path.join(path, name))
+            try:
+                return read(cfg, tensors, path)
+            except (TypeError, ValueError, OverflowError, AttributeError, KeyError) as exc:
+                if isinstance(exc, FormatError):
+                    raise
+                # a cfg.json field of the wrong type or an impossible value (k = Infinity, ...)
+                raise FormatError(f"{path}: {CFG_FILE} or the weights hold a value likeable cannot use ({exc})") \
+                    from None
     raise FileNotFoundError(f"{path}: has {CFG_FILE} but neither {SAE_LENS_WEIGHTS} (sae_lens) nor "
                             f"{SPARSIFY_WEIGHTS} (sparsify)")
 
@@ -86,7 +93,8 @@ def _from_sae_lens(cfg: dict, tensors: dict, path: str) -> dict[str, Any]:
         b_enc = b_enc + b_dec @ W_enc
     threshold = None
     if arch == "topk":
-        k = cfg.get("k", (cfg.get("activation_fn_kwargs") or {}).get("k"))
+        kwargs = cfg.get("activation_fn_kwargs") or {}
+        k = cfg.get("k", kwargs.get("k") if isinstance(kwargs, dict) else None)
         if k is None:
             raise FormatError(f"{path}: a topk SAE without k in {CFG_FILE}")
         kind = "topk"
@@ -105,6 +113,7 @@ def _from_sae_lens(cfg: dict, tensors: dict, path: str) -> dict[str, Any]:
         # k is only the default of encode(k=...) here: thresholds decide what is kept
         k = _likeable_meta(cfg).get("k") or cfg.get("k") or min(32, W_enc.shape[1])
         kind = "batchtopk"
+    k = _cfg_k(k, path)
     if cfg.get("rescale_acts_by_decoder_norm"):  # activations measured against unit decoder rows
         norms = np.linalg.norm(W_dec, axis=1)
         W_enc, b_enc, W_dec = W_enc * norms, b_enc * norms, W_dec / np.maximum(norms, 1e-30)[:, None]
@@ -112,8 +121,16 @@ def _from_sae_lens(cfg: dict, tensors: dict, path: str) -> dict[str, Any]:
             threshold = threshold * norms
     meta = _likeable_meta(cfg)
     return {"W_enc": W_enc, "b_enc": b_enc, "W_dec": W_dec, "b_dec": b_dec, "threshold": threshold,
-            "k": int(min(max(1, round(float(k))), W_enc.shape[1])), "kind": kind,
+            "k": int(min(max(1, k), W_enc.shape[1])), "kind": kind,
             "matryoshka": meta.get("matryoshka") or _matryoshka(cfg, W_enc.shape[1])}
+
+
+def _cfg_k(k: Any, path: str) -> int:
+    """``k`` from a cfg.json: a finite number (an integer-valued float is accepted), never a
+    bool, a string or Infinity, which would raise OverflowError in round()."""
+    if isinstance(k, bool) or not isinstance(k, (int, float)) or not np.isfinite(k) or k < 1:
+        raise FormatError(f"{path}: {CFG_FILE} field 'k' must be a positive number, got {k!r}")
+    return int(round(k))
 
 
 def _matryoshka(cfg: dict, n_features: int):
@@ -141,7 +158,7 @@ def _from_sparsify(cfg: dict, tensors: dict, path: str) -> dict[str, Any]:
     if "k" not in cfg:
         raise FormatError(f"{path}: a sparsify coder without k in {CFG_FILE}")
     return {"W_enc": enc_w.T, "b_enc": enc_b, "W_dec": W_dec, "b_dec": b_dec, "threshold": None,
-            "k": int(min(cfg["k"], enc_w.shape[0])), "kind": "topk", "matryoshka": None}
+            "k": min(_cfg_k(cfg["k"], path), enc_w.shape[0]), "kind": "topk", "matryoshka": None}
 
 
 def write_folder(encoder, path: str, layout: str) -> None:
@@ -186,32 +203,25 @@ def write_folder(encoder, path: str, layout: str) -> None:
 def read_safetensors(path: str) -> dict[str, np.ndarray]:
     """Float tensors of a safetensors file as float32 (F32, F16, BF16 and F64 alike)."""
     try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except OSError as exc:
+        data = read_file_bytes(path)
+    except (OSError, ValueError) as exc:
         raise FormatError(f"could not read {path}: {exc}") from None
-    if len(data) < 8:
-        raise FormatError(f"{path}: too short to be safetensors ({len(data)} bytes)")
-    header_len = int.from_bytes(data[:8], "little")
-    try:
-        header = json.loads(data[8:8 + header_len]) if 8 + header_len <= len(data) else None
-    except (UnicodeDecodeError, ValueError):
-        header = None
-    if not isinstance(header, dict):
-        raise FormatError(f"{path}: not a safetensors file (bad header)")
-    body = memoryview(data)[8 + header_len:]
+    header, start = _parse_header(data, path)  # nesting checked before parsing; FormatError on damage
+    body = memoryview(data)[start:]
     out = {}
     for name, info in header.items():
         if name == "__metadata__":
             continue
         try:
-            dtype, shape, (start, end) = info["dtype"], [int(s) for s in info["shape"]], info["data_offsets"]
+            dtype, shape, (start, end) = info["dtype"], list(info["shape"]), info["data_offsets"]
         except (KeyError, TypeError, ValueError):
             raise FormatError(f"{path}: tensor {name!r} has a damaged header entry") from None
+        if not (isinstance(dtype, str) and all(type(v) is int and v >= 0 for v in (*shape, start, end))):
+            raise FormatError(f"{path}: tensor {name!r} has a damaged header entry (dtype, shape or offsets)")
         if dtype not in _DTYPES and dtype != "BF16":
             continue  # counters and ids (sparsity logs and the like) are not weights
         item = 2 if dtype in ("F16", "BF16") else np.dtype(_DTYPES[dtype]).itemsize
-        if not (0 <= start <= end <= len(body)) or end - start != item * int(np.prod(shape, dtype=np.int64)):
+        if not (start <= end <= len(body)) or end - start != item * math.prod(shape):
             raise FormatError(f"{path}: tensor {name!r} does not fit the file (truncated or damaged)")
         raw = np.frombuffer(body[start:end], dtype="<u2" if dtype == "BF16" else _DTYPES[dtype])
         if dtype == "BF16":  # bfloat16 is the top half of a float32

@@ -43,12 +43,25 @@ class _ComplexDataError(TypeError, ValueError):
     """Complex numbers where real ones are needed: a TypeError, and the ValueError scikit-learn expects."""
 
 
+def max_threads() -> int:
+    """The most threads any call may use: ``MAX_THREADS_PER_CORE`` (4) per core of this machine.
+
+    More threads than cores only cost (stacks, scratch buffers, OpenMP teams), and a count such
+    as 10,000 can make the OpenMP runtime end the process where address space is limited; so
+    ``threads=`` above this raises ``ValueError`` (``LIKEABLE_NUM_THREADS`` above it is capped).
+    """
+    return _core.max_threads()
+
+
 def resolve_threads(threads: int | None) -> int:
-    """``threads`` if given, else ``LIKEABLE_NUM_THREADS``, else every core."""
+    """``threads`` if given, else ``LIKEABLE_NUM_THREADS``, else every core (at most :func:`max_threads`)."""
     if threads is None:
         return _core.resolve_threads(0)
     if isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 1:
         raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+    if threads > _core.max_threads():
+        raise ValueError(f"threads={threads} is more than {_core.MAX_THREADS_PER_CORE} per core "
+                         f"(likeable.max_threads() = {_core.max_threads()} on this machine)")
     return int(threads)
 
 

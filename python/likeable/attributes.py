@@ -8,7 +8,7 @@ import numpy as np
 
 from . import _core
 from ._estimator import Estimator
-from ._io import tensors_from_bytes, tensors_to_bytes
+from ._io import Fields, check_tensor, tensors_from_bytes, tensors_to_bytes
 from ._persistence import Persistent
 from ._validation import NotFittedError, as_float32_matrix, not_fitted
 from .sparse import SparseCodes
@@ -178,20 +178,17 @@ class AttributeBank(Estimator, Persistent):
     def from_bytes(cls, data: bytes, source: str = "<bytes>") -> "AttributeBank":
         """Inverse of :meth:`to_bytes`; damaged or foreign data raises :class:`likeable.FormatError`."""
         tensors, meta = tensors_from_bytes(bytes(data), source)
-        if meta.get("format") != _FORMAT or meta.get("version") != _FORMAT_VERSION:
+        fields = Fields(meta, source)
+        if meta.get("format") != _FORMAT or fields.int("version") != _FORMAT_VERSION:
             raise _core.FormatError(f"{source}: not an AttributeBank file of version {_FORMAT_VERSION} "
                                     f"(format={meta.get('format')!r}, version={meta.get('version')!r})")
+        names = fields.list("names", (str,))
         try:
-            bank = cls(list(meta["names"]), l2=meta["l2"])
-            directions, intercepts = tensors["directions"], tensors["intercepts"]
-            if directions.dtype != np.float32 or directions.shape[0] != len(bank.names) or directions.ndim != 2:
-                raise ValueError(f"directions have shape {directions.shape}")
-            if intercepts.dtype != np.float32 or intercepts.shape != (len(bank.names),):
-                raise ValueError(f"intercepts have shape {intercepts.shape}")
-            if not (np.isfinite(directions).all() and np.isfinite(intercepts).all()):
-                raise ValueError("weights contain NaN or Inf")
-        except (KeyError, ValueError, TypeError) as exc:
-            raise _core.FormatError(f"{source}: inconsistent AttributeBank data ({exc})") from None
+            bank = cls(names, l2=fields.float("l2"))
+        except (ValueError, TypeError) as exc:
+            raise _core.FormatError(f"{source}: fields 'names'/'l2' hold values this likeable refuses ({exc})") from None
+        directions = check_tensor(tensors, "directions", source, np.float32, (len(names), None))
+        intercepts = check_tensor(tensors, "intercepts", source, np.float32, (len(names),))
         bank.directions_, bank.intercepts_ = directions, intercepts
         bank.n_features_in_ = int(directions.shape[1])
         return bank

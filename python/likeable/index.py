@@ -65,7 +65,12 @@ class SparseIndex(Persistent):
 
     The index is immutable and every method is safe to call from many threads; searches release
     the GIL. Each searching thread caches scratch buffers (a float per row in exact mode, a
-    float per feature and a bit per row in both) for its lifetime, so no query allocates.
+    float per feature and a bit per row in both) for its lifetime, so no query allocates; the
+    memory guard (:func:`likeable.set_max_memory`) counts them with the results. Queries are
+    checked (and copied) once per call; a query whose scores could overflow float32 (sum of
+    ``|q_j|`` times the largest ``|value|`` indexed beyond ~8.5e37) is refused with
+    ``ValueError`` on every path (exact, approximate, brute force), never answered with inf
+    or NaN scores.
 
     The index is built from its codes, so it has no ``fit``: :meth:`get_params` reports the build
     parameters, and :meth:`set_params` changes only ``threads`` (rebuild to change the others).
@@ -158,8 +163,17 @@ class SparseIndex(Persistent):
         n_threads = resolve_threads(self.threads if threads is None else threads)
         dense, batch = _as_queries(queries, self.n_features)
         n_queries = batch.shape[0]
-        check_allocation(n_queries * k * 12, f"search results for {n_queries} queries x k={k}")
+        check_allocation(n_queries * k * 12 + self._scratch_bytes(n_queries, k, n_threads),
+                         f"search results for {n_queries} queries x k={k} (with the threads' scratch)")
         return self._core.search(batch, dense, k, query_cut, float(heap_factor), n_threads)
+
+    def _scratch_bytes(self, n_queries: int, k: int, n_threads: int) -> int:
+        """What the searching threads' scratch buffers can hold (kept per thread, see the class
+        notes): per thread a float per feature, a heap of k, and a float (exact: plus a touched
+        row id) or a bit (approximate) per row. Queries go in chunks of 4 per thread."""
+        busy = min(n_threads, max(1, -(-n_queries // 4)))
+        per_row = 8 if not self.approximate else 1 / 8
+        return int(busy * (4 * self.n_features + 12 * k + per_row * self.n_rows))
 
     def _search_gpu(self, queries: Any, k: int):
         from ._gpu.arrays import DeviceSparseCodes, cached
@@ -172,7 +186,7 @@ class SparseIndex(Persistent):
         def forward_rows():
             rows = self._core.forward_csr()
             return DeviceSparseCodes.from_host(
-                SparseCodes(rows.indptr, rows.indices, rows.values, rows.shape, validate=False))
+                SparseCodes(rows.indptr, rows.indices, rows.values, rows.shape))
 
         rows = cached(self, (self._core,), ("forward",), forward_rows)
         return exact_search(rows, queries, k, n_features=self.n_features)
@@ -204,18 +218,30 @@ class SparseIndex(Persistent):
         self._core.save(fspath(path))
 
     @classmethod
-    def load(cls, path, *, mmap: bool = True, verify: bool = True,
+    def load(cls, path, *, mmap: bool = False, verify: bool = True,
              threads: int | None = None) -> "SparseIndex":
         """Read an index written by :meth:`save`.
 
-        ``mmap=True`` maps the file read-only (arrays are used in place); ``verify`` checks every
-        section's CRC32C. A truncated, corrupted or foreign file raises :class:`likeable.FormatError`.
+        By default the file is read into memory. ``mmap=True`` maps it read-only instead (arrays
+        used in place: fast to open, pages shared between processes) under one contract: **the
+        file is replaced only by rename**, never truncated or rewritten in place while mapped.
+        Write the new index to a temporary file in the same folder and rename it over the path
+        (``SparseIndex.save`` does exactly that; so do ``os.replace(tmp, path)`` and ``mv``, but
+        not ``cp``, ``shutil.copyfile`` or ``open(path, "r+b")``); the loaded index keeps reading
+        the old file until it is loaded again. Each call checks that the mapped file still has
+        its size and modification time and raises :class:`likeable.FormatError` if not; but a
+        file truncated *during* a call kills the process (SIGBUS), which no library can catch.
+
+        ``verify`` checks every section's CRC32C. A truncated, corrupted or foreign file raises
+        :class:`likeable.FormatError`; what is not a regular file (a FIFO, a device) ValueError.
         """
         path = fspath(path)
         if not os.path.exists(path):
             raise FileNotFoundError(f"no such file: {path}")
         if os.path.isdir(path):
             raise IsADirectoryError(f"{path} is a folder, expected an index file")
+        if threads is not None:
+            resolve_threads(threads)
         return cls._wrap(_core.SparseIndexCore.load(path, bool(mmap), bool(verify)), threads)
 
     def to_bytes(self) -> bytes:
@@ -228,6 +254,8 @@ class SparseIndex(Persistent):
         """Inverse of :meth:`to_bytes`; damaged or foreign data raises :class:`likeable.FormatError`."""
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"data must be bytes, got {type(data).__name__}")
+        if threads is not None:
+            resolve_threads(threads)
         return cls._wrap(_core.SparseIndexCore.from_bytes(bytes(data), bool(verify)), threads)
 
     # --- the estimator contract, where it applies ------------------------------------
@@ -239,6 +267,10 @@ class SparseIndex(Persistent):
 
     def _param_state(self) -> dict:
         return {}  # the file holds the build parameters; threads is kept beside it
+
+    def _check_restored(self) -> None:
+        if self.threads is not None:
+            resolve_threads(self.threads)  # a pickled threads=10**6 is refused like a passed one
 
     def get_params(self, deep: bool = True) -> dict:
         """The build parameters (as stored in the index) and ``threads``."""
@@ -338,6 +370,7 @@ def _check_fraction(value: Any, name: str) -> None:
 def _as_queries(queries: Any, n_features: int) -> tuple[bool, Any]:
     """(dense?, batch): sparse inputs become SparseCodes, anything else a checked float32 matrix."""
     if isinstance(queries, SparseCodes):
+        queries = as_sparse_codes(queries, "queries")
         if queries.n_features != n_features:
             raise ValueError(f"queries have {queries.n_features} features, the index has {n_features}")
         return False, queries

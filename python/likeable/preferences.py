@@ -19,7 +19,7 @@ import numpy as np
 from . import _core
 from ._estimator import Estimator, renamed_arguments
 from ._gpu.device import dispatch
-from ._io import tensors_from_bytes, tensors_to_bytes
+from ._io import Fields, check_tensor, tensors_from_bytes, tensors_to_bytes
 from ._pairs import (NO_OFFSETS, UnknownUserError, as_controls, as_pair_codes, as_user_list, check_nonneg,
                      on_host, rows_for)
 from ._persistence import Persistent
@@ -307,22 +307,19 @@ class PreferenceModel(Estimator, Persistent):
         tensors, meta = tensors_from_bytes(bytes(data), source)
         if meta.get("format") != _MODEL_FORMAT:
             raise _core.FormatError(f"{source}: not a PreferenceModel file (format={meta.get('format')!r})")
-        if meta.get("version") != _MODEL_FORMAT_VERSION:
+        fields = Fields(meta, source)
+        if fields.int("version") != _MODEL_FORMAT_VERSION:
             raise _core.FormatError(f"{source}: unsupported PreferenceModel version {meta.get('version')!r} "
                                     f"(this likeable reads version {_MODEL_FORMAT_VERSION})")
+        coef = check_tensor(tensors, "coef", source, np.float64, (None,))
+        control_coef = check_tensor(tensors, "control_coef", source, np.float64, (None,))
+        classes = _stored_classes(fields, source)
         try:
-            coef, control_coef = tensors["coef"], tensors["control_coef"]
-            for name, arr in (("coef", coef), ("control_coef", control_coef)):
-                if arr.dtype != np.float64 or arr.ndim != 1 or not np.isfinite(arr).all():
-                    raise ValueError(f"{name} must be finite float64 of one dimension")
-            classes = np.asarray(meta["classes"], dtype=meta["classes_dtype"])
-            if classes.shape != (2,):
-                raise ValueError("two classes expected")
-            model = cls(**meta["params"])
-            model._set_fitted(coef, control_coef, float(meta["intercept"]), classes, int(meta["n_iter"]),
-                              bool(meta["converged"]))
-        except (KeyError, ValueError, TypeError) as exc:
-            raise _core.FormatError(f"{source}: inconsistent PreferenceModel data ({exc})") from None
+            model = cls(**fields.dict("params").meta)
+        except (TypeError, ValueError) as exc:
+            raise _core.FormatError(f"{source}: field 'params' holds parameters this likeable refuses ({exc})") from None
+        model._set_fitted(coef, control_coef, fields.float("intercept"), classes, fields.int("n_iter"),
+                          fields.bool("converged"))
         return model
 
     def feature_effects(self, pair_codes: Any, labels: Any, controls: Any = None) -> FeatureEffects:
@@ -386,6 +383,25 @@ class PreferenceModel(Estimator, Persistent):
         state = f", n_features={self.n_features_in_}" if hasattr(self, "coef_") else ""
         return (f"<likeable.PreferenceModel(l2={self.l2}, l1={self.l1}, "
                 f"fit_intercept={self.fit_intercept}{state})>")
+
+
+def _stored_classes(fields: Fields, source: str) -> np.ndarray:
+    """The two labels of a saved model: distinct bools, finite numbers or strings, of a plain dtype."""
+    dtype_name = fields.meta.get("classes_dtype")
+    try:
+        dtype = np.dtype(dtype_name) if isinstance(dtype_name, str) else None
+    except TypeError:
+        dtype = None
+    if dtype is None or dtype.kind not in "biufU":
+        raise _core.FormatError(f"{source}: field 'classes_dtype' is {dtype_name!r}, not a bool, number or text dtype")
+    values = fields.list("classes", (bool, int, float, str))
+    try:
+        classes = np.asarray(values, dtype=dtype)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise _core.FormatError(f"{source}: field 'classes' does not fit its dtype {dtype} ({exc})") from None
+    if classes.shape != (2,) or classes[0] == classes[1] or (dtype.kind == "f" and not np.isfinite(classes).all()):
+        raise _core.FormatError(f"{source}: field 'classes' must hold two distinct labels, got {values!r}")
+    return classes
 
 
 # --- baseline -----------------------------------------------------------------------------

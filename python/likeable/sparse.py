@@ -13,9 +13,16 @@ class SparseCodes:
     """Rows of sparse feature activations in CSR form.
 
     ``indptr`` (int64, n_rows + 1), ``indices`` (int32 feature ids), ``values`` (float32), and
-    ``shape = (n_rows, n_features)``. Arrays are held as given (no copy) when their dtypes
-    already match; construction validates structure unless ``validate=False`` (for arrays
-    produced by the core, which are correct by construction).
+    ``shape = (n_rows, n_features)``.
+
+    The arrays are read-only. Construction checks them and keeps a snapshot: one copy owned by
+    the compiled core, checked in the same pass (arrays that already are such a snapshot, like
+    :meth:`SparseEncoder.encode`'s output or another SparseCodes' arrays, are kept as they are).
+    Changing the arrays given to the constructor afterwards changes nothing here, and every
+    call into the core reads these arrays in place with nothing left to check. ``validate=False``
+    skips the check and the copy (the arrays are held as given, read-only here): the check
+    then happens, on a private copy, at every call that reads them. Nothing a caller does to
+    the arrays (or to ``shape``) can make the core read outside them: it raises ``ValueError``.
     """
 
     __slots__ = ("indptr", "indices", "values", "shape")
@@ -27,16 +34,34 @@ class SparseCodes:
         n_rows, n_features = (int(s) for s in shape)
         if n_rows < 0 or n_features < 0:
             raise ValueError(f"shape must be non-negative, got {shape!r}")
-        self.indptr = _id_array(indptr, np.int64, "indptr")
-        self.indices = _id_array(indices, np.int32, "indices")
-        self.values = np.ascontiguousarray(values, dtype=np.float32)
-        if self.values.ndim != 1:
-            raise ValueError(f"values must be 1-D, got shape {self.values.shape}")
-        self.shape = (n_rows, n_features)
-        if self.indptr.shape[0] != n_rows + 1:
-            raise ValueError(f"indptr has length {self.indptr.shape[0]}, expected n_rows + 1 = {n_rows + 1}")
+        indptr = _id_array(indptr, np.int64, "indptr")
+        indices = _id_array(indices, np.int32, "indices")
+        values = np.ascontiguousarray(values, dtype=np.float32)
+        if values.ndim != 1:
+            raise ValueError(f"values must be 1-D, got shape {values.shape}")
+        if indptr.shape[0] != n_rows + 1:
+            raise ValueError(f"indptr has length {indptr.shape[0]}, expected n_rows + 1 = {n_rows + 1}")
         if validate:
-            _core.validate_csr(self)
+            indptr, indices, values = _core.snapshot_codes(indptr, indices, values, (n_rows, n_features))
+        else:
+            indptr, indices, values = _read_only(indptr), _read_only(indices), _read_only(values)
+        self.indptr, self.indices, self.values = indptr, indices, values
+        self.shape = (n_rows, n_features)
+
+    @classmethod
+    def _of(cls, indptr, indices, values, shape) -> "SparseCodes":
+        """Wraps arrays that are already a checked snapshot (no checks)."""
+        codes = cls.__new__(cls)
+        codes.indptr, codes.indices, codes.values, codes.shape = indptr, indices, values, shape
+        return codes
+
+    def _checked(self) -> "SparseCodes":
+        """A private SparseCodes over a checked snapshot of these arrays, read once each: the same
+        arrays when they already are one (O(1)), else a checked copy. What numpy and scipy code
+        must read (scipy does not check ids, and reads outside its arrays when they are wrong)."""
+        indptr, indices, values, shape = self.indptr, self.indices, self.values, self.shape
+        indptr, indices, values = _core.snapshot_codes(indptr, indices, values, shape)
+        return SparseCodes._of(indptr, indices, values, (int(shape[0]), int(shape[1])))
 
     # --- construction -------------------------------------------------------------
     @classmethod
@@ -47,7 +72,9 @@ class SparseCodes:
         if not sp.issparse(matrix):
             raise TypeError(f"expected a scipy.sparse matrix, got {type(matrix).__name__}")
         csr = sp.csr_matrix(matrix)
-        csr.sum_duplicates()
+        if not csr.has_canonical_format:  # sum duplicates in a copy: the caller's matrix stays as it was
+            csr = csr.copy()
+            csr.sum_duplicates()
         if csr.shape[1] > np.iinfo(np.int32).max:
             raise ValueError(f"n_features={csr.shape[1]} exceeds the int32 feature ids")
         return cls(csr.indptr.astype(np.int64), csr.indices.astype(np.int32),
@@ -67,19 +94,22 @@ class SparseCodes:
     @classmethod
     def empty(cls, n_rows: int, n_features: int) -> "SparseCodes":
         return cls(np.zeros(n_rows + 1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.float32),
-                   (n_rows, n_features), validate=False)
+                   (n_rows, n_features))
 
     # --- views ----------------------------------------------------------------------
     def to_scipy(self):
-        """A scipy.sparse.csr_matrix sharing these arrays (indices widened only if scipy needs it)."""
+        """A scipy.sparse.csr_matrix sharing these (read-only) arrays (indices widened only if
+        scipy needs it); ``.copy()`` it to modify it in place."""
         import scipy.sparse as sp
 
-        return sp.csr_matrix((self.values, self.indices, self.indptr), shape=self.shape)
+        codes = self._checked()
+        return sp.csr_matrix((codes.values, codes.indices, codes.indptr), shape=codes.shape)
 
     def to_dense(self) -> np.ndarray:
-        out = np.zeros(self.shape, dtype=np.float32)
-        rows = np.repeat(np.arange(self.shape[0]), np.diff(self.indptr))
-        out[rows, self.indices] = self.values
+        codes = self._checked()
+        out = np.zeros(codes.shape, dtype=np.float32)
+        rows = np.repeat(np.arange(codes.shape[0]), np.diff(codes.indptr))
+        out[rows, codes.indices] = codes.values
         return out
 
     @property
@@ -98,6 +128,7 @@ class SparseCodes:
         return self.shape[0]
 
     def __getitem__(self, item) -> "SparseCodes":
+        self = self._checked()
         if isinstance(item, numbers.Integral):
             n = self.shape[0]
             i = int(item) + n if item < 0 else int(item)
@@ -109,8 +140,9 @@ class SparseCodes:
             if step == 1:
                 stop = max(stop, start)
                 lo, hi = self.indptr[start], self.indptr[stop]
+                # indices and values stay views of the snapshot; only the new indptr is checked
                 return SparseCodes(self.indptr[start:stop + 1] - lo, self.indices[lo:hi],
-                                   self.values[lo:hi], (stop - start, self.shape[1]), validate=False)
+                                   self.values[lo:hi], (stop - start, self.shape[1]))
             item = np.arange(start, stop, step)
         rows = np.asarray(item)
         if rows.dtype == bool:
@@ -133,7 +165,7 @@ class SparseCodes:
                 and np.array_equal(self.indices, other.indices)
                 and np.array_equal(self.values, other.values))
 
-    __hash__ = None  # mutable arrays inside
+    __hash__ = None  # the attributes can be replaced
 
     def __repr__(self) -> str:
         mean = self.nnz / self.shape[0] if self.shape[0] else 0.0
@@ -144,14 +176,17 @@ class SparseCodes:
         return {"indptr": self.indptr, "indices": self.indices, "values": self.values, "shape": self.shape}
 
     def __setstate__(self, state):
-        for key in self.__slots__:
-            object.__setattr__(self, key, state[key])
+        """Checked like construction: a pickle is as untrusted as any other input."""
+        if not isinstance(state, dict) or set(state) != set(self.__slots__):
+            raise ValueError(f"not a SparseCodes pickle state (keys {sorted(state) if isinstance(state, dict) else state!r})")
+        SparseCodes.__init__(self, state["indptr"], state["indices"], state["values"], state["shape"])
 
 
 def as_sparse_codes(obj: Any, name: str = "codes", n_features: int | None = None) -> SparseCodes:
-    """Accept SparseCodes or any scipy.sparse matrix; check the feature count."""
+    """SparseCodes or any scipy.sparse matrix as a checked snapshot (a private SparseCodes);
+    check the feature count."""
     if isinstance(obj, SparseCodes):
-        codes = obj
+        codes = obj._checked()  # private: replacing obj's attributes later does not reach it
     else:
         import scipy.sparse as sp
 
@@ -163,6 +198,12 @@ def as_sparse_codes(obj: Any, name: str = "codes", n_features: int | None = None
     if n_features is not None and codes.shape[1] != n_features:
         raise ValueError(f"{name} has {codes.shape[1]} features, expected {n_features}")
     return codes
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    view = a.view()
+    view.flags.writeable = False
+    return view
 
 
 def _id_array(arr: Any, dtype, name: str) -> np.ndarray:

@@ -12,7 +12,7 @@ import numpy as np
 from . import _core, _laplace
 from ._estimator import Estimator
 from ._gpu.device import dispatch
-from ._io import tensors_from_bytes, tensors_to_bytes
+from ._io import Fields, check_tensor, tensors_from_bytes, tensors_to_bytes
 from ._memory import check_allocation
 from ._pairs import (UnknownUserError, as_controls, as_pair_codes, assign_rows, check_nonneg, concat_codes,
                      on_host, rows_for)
@@ -28,8 +28,14 @@ _FORMAT_VERSION = 1
 
 @dataclass(frozen=True)
 class _State:
-    """Everything a reader needs, swapped as one reference by ``update`` (never mutated)."""
+    """Everything a reader uses, swapped as one reference by ``fit`` and ``update`` (never
+    mutated): a reader takes the reference once and sees one fitted model throughout."""
 
+    population: PreferenceModel  # fitted; never changed once in a state
+    population32: np.ndarray     # its coef_ as float32 (read-only): what the kernels read
+    shrinkage: Any               # float, or float64 per feature (inf: no offset)
+    n_not_converged: int
+    n_iter_shrinkage: int | None  # marginal-likelihood iterations (shrinkage="auto" only)
     user_ids: tuple
     row_of: dict
     offsets: np.ndarray          # n_users x n_features float32, read-only
@@ -37,6 +43,18 @@ class _State:
     history_labels: np.ndarray   # float32
     history_users: np.ndarray    # int64 row of the user of each pair
     history_controls: np.ndarray | None
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    a = np.array(a)  # own copy
+    a.flags.writeable = False
+    return a
+
+
+def _new_state(population: PreferenceModel, shrinkage, n_not_converged: int, n_iter_shrinkage, row_of: dict,
+               offsets, history, labels, users, controls) -> _State:
+    return _State(population, _read_only(population.coef_.astype(np.float32)), shrinkage, int(n_not_converged),
+                  n_iter_shrinkage, tuple(row_of), row_of, _read_only(offsets), history, labels, users, controls)
 
 
 class UserPreferences(Estimator, Persistent):
@@ -81,11 +99,12 @@ class UserPreferences(Estimator, Persistent):
 
     Notes
     -----
-    Thread safety: readers (``weights``, ``predict_proba``, ``score``, ``top_items``) take one
-    reference to an immutable state object and never lock. ``update`` holds ``self._lock``
-    (one writer at a time), builds new arrays (copy-on-write: the old offsets are never
-    written), and swaps the state reference at the end, so a concurrent reader sees the
-    model entirely before or entirely after an update. The model keeps every pair it was
+    Thread safety: readers (``weights``, ``predict_proba``, ``score``, ``top_items``, the fitted
+    attributes, ``save``) take one reference to an immutable state object holding everything
+    they use (population, offsets, shrinkage, ids, history) and never lock. ``fit`` and
+    ``update`` hold ``self._lock`` (one writer at a time), build new arrays (copy-on-write: the
+    old ones are never written), and swap the state reference at the end, so a concurrent
+    reader sees the model entirely before or entirely after a fit or an update. The model keeps every pair it was
     fitted on, so ``update`` refits the affected users exactly: ``fit(a)`` then ``update(b)``
     equals ``fit(a + b)`` for those users (the population is not refitted by ``update``).
     """
@@ -127,8 +146,23 @@ class UserPreferences(Estimator, Persistent):
 
     @property
     def population_(self) -> PreferenceModel:
-        self._check_fitted()
-        return self._population
+        return self._check_fitted().population
+
+    @property
+    def shrinkage_(self) -> Any:
+        """The shrinkage in use: a float, or float64 per feature (estimated for ``"auto"``)."""
+        return self._check_fitted().shrinkage
+
+    @property
+    def n_not_converged_(self) -> int:
+        return self._check_fitted().n_not_converged
+
+    @property
+    def n_iter_shrinkage_(self) -> int:
+        n_iter = self._check_fitted().n_iter_shrinkage
+        if n_iter is None:
+            raise AttributeError("n_iter_shrinkage_ exists only for shrinkage='auto'")
+        return n_iter
 
     @property
     def user_ids_(self) -> tuple:
@@ -151,26 +185,27 @@ class UserPreferences(Estimator, Persistent):
     def prior_variance_(self) -> np.ndarray:
         """Between-user variance of each feature's weight, 1 / ``shrinkage_`` (0 where it is inf)."""
         state = self._check_fitted()
-        precision = np.broadcast_to(np.asarray(self.shrinkage_, np.float64), (state.offsets.shape[1],))
+        precision = np.broadcast_to(np.asarray(state.shrinkage, np.float64), (state.offsets.shape[1],))
         return np.where(np.isfinite(precision), 1.0 / precision, 0.0)
 
-    def _solve(self, history: SparseCodes, labels: np.ndarray, controls, users: np.ndarray,
-               which: np.ndarray, shrinkage: Any = None) -> tuple[np.ndarray, int]:
-        """Offsets for the users ``which`` (sorted rows), from all their pairs in the history.
+    def _solve(self, pop: PreferenceModel, shrinkage: Any, history: SparseCodes, labels: np.ndarray, controls,
+               users: np.ndarray, which: np.ndarray) -> tuple[np.ndarray, int]:
+        """Offsets for the users ``which`` (sorted rows), from all their pairs in the history,
+        around the population ``pop``.
 
-        ``shrinkage`` (default ``shrinkage_``): a float, or one per feature; then the core
-        solves in rescaled features ``x_j / sqrt(s_j)`` with shrinkage 1, which is the same
-        problem (inf: the feature's column is zeroed, so its offset stays 0).
+        ``shrinkage``: a float, or one per feature; then the core solves in rescaled features
+        ``x_j / sqrt(s_j)`` with shrinkage 1, which is the same problem (inf: the feature's
+        column is zeroed, so its offset stays 0).
         """
-        shrinkage = np.asarray(self.shrinkage_ if shrinkage is None else shrinkage, np.float64)
-        base = self._population_logit(history, controls)
+        shrinkage = np.asarray(shrinkage, np.float64)
+        base = _population_logit(pop, history, controls)
         per_feature = shrinkage.ndim == 1 and shrinkage.size > 0 and not (
             np.isfinite(shrinkage).all() and np.ptp(shrinkage) == 0)
         if per_feature:
             scale = np.where(np.isfinite(shrinkage), 1.0 / np.sqrt(shrinkage), 0.0)
             history = SparseCodes(history.indptr, history.indices,
                                   (history.values * scale[history.indices]).astype(np.float32),
-                                  history.shape, validate=False)
+                                  history.shape)
             shrinkage = np.float64(1.0)
         scalar = float(shrinkage.ravel()[0]) if shrinkage.size else 1.0
         offsets, not_converged = self._solve_core(history, base, labels, users, which, scalar)
@@ -195,10 +230,6 @@ class UserPreferences(Estimator, Persistent):
                                      tol, resolve_threads(self.threads))
         return fit.offsets, int(fit.n_not_converged)
 
-    def _population_logit(self, codes: SparseCodes, controls) -> np.ndarray:
-        pop = self._population
-        feat = codes.to_scipy() @ pop.coef_
-        return (feat + pop._base_logit(controls, codes.shape[0])).astype(np.float32)
 
     def fit(self, pair_codes: Any, labels: Any, user_ids: Any, controls: Any = None) -> "UserPreferences":
         """Fit every user at once; returns self.
@@ -222,45 +253,42 @@ class UserPreferences(Estimator, Persistent):
         if not fitted:
             pop.fit(codes, y, ctl)
         everyone = np.arange(len(row_of))
-        with self._lock:
-            self._population = pop
+        with self._lock:  # everything below is private until the one swap at the end
             # An unfitted population is the random-effects model's mean: estimated with the users.
-            self.shrinkage_ = self._fitted_shrinkage(codes, y, ctl, users, everyone, estimate_mean=not fitted)
-            offsets, not_converged = self._solve(codes, y, ctl, users, everyone)
-            offsets.flags.writeable = False
-            self.n_not_converged_ = not_converged
-            self._state = _State(tuple(row_of), row_of, offsets, codes, y, users, ctl)
+            shrinkage, n_iter = self._fitted_shrinkage(pop, codes, y, ctl, users, everyone, estimate_mean=not fitted)
+            offsets, not_converged = self._solve(pop, shrinkage, codes, y, ctl, users, everyone)
+            self._state = _new_state(pop, shrinkage, not_converged, n_iter, row_of, offsets, codes, y, users, ctl)
         return self
 
-    def _fitted_shrinkage(self, codes: SparseCodes, y: np.ndarray, ctl, users: np.ndarray, everyone: np.ndarray,
-                          estimate_mean: bool):
-        """``shrinkage`` as given (checked against the features), or estimated for ``"auto"``
-        (with ``estimate_mean``, the population weights are re-estimated with it)."""
+    def _fitted_shrinkage(self, pop: PreferenceModel, codes: SparseCodes, y: np.ndarray, ctl, users: np.ndarray,
+                          everyone: np.ndarray, estimate_mean: bool):
+        """(shrinkage, marginal-likelihood iterations or None): ``shrinkage`` as given (checked
+        against the features), or estimated for ``"auto"`` (with ``estimate_mean``, the weights
+        of ``pop``, which is not yet shared, are re-estimated with it)."""
         m = codes.shape[1]
         if isinstance(self.shrinkage, str):
-            pop = self._population
             coef = pop.coef_.copy()
             base = pop._base_logit(ctl, codes.shape[0])
             threads = resolve_threads(self.threads)
 
             def solve(precision, shift):
                 pop.coef_ = coef + shift
-                return self._solve(codes, y, ctl, users, everyone, shrinkage=precision)[0]
+                return self._solve(pop, precision, codes, y, ctl, users, everyone)[0]
 
             def probabilities(offsets, shift):
                 return _core.predict_pairs((coef + shift).astype(np.float32), np.ascontiguousarray(offsets, np.float32),
                                            users, codes, base, threads, False)
 
-            variance, shift, self.n_iter_shrinkage_ = _laplace.estimate_prior_variance(
+            variance, shift, n_iter = _laplace.estimate_prior_variance(
                 solve, probabilities, codes.to_scipy(), users, len(everyone), estimate_mean=estimate_mean)
             pop.coef_ = coef + shift
-            return np.where(variance > 0, 1.0 / np.where(variance > 0, variance, 1.0), np.inf)
+            return np.where(variance > 0, 1.0 / np.where(variance > 0, variance, 1.0), np.inf), int(n_iter)
         value = np.asarray(self.shrinkage, np.float64)
         if value.ndim == 0:
-            return float(value)
+            return float(value), None
         if value.shape != (m,):
             raise ValueError(f"shrinkage has {value.shape[0]} values but the pairs have {m} features")
-        return value.copy()
+        return _read_only(value), None
 
     def information_gain(self, pair_codes: Any, user_ids: Any, controls: Any = None) -> np.ndarray:
         """Expected information about each row's user from asking that user about the row's pair.
@@ -272,11 +300,12 @@ class UserPreferences(Estimator, Persistent):
         state = self._check_fitted()
         codes = as_pair_codes(pair_codes, "pair_codes", state.offsets.shape[1], owner="UserPreferences")
         owner = self._rows(state, user_ids, False, codes.shape[0])
-        probability = self.predict_proba(codes, user_ids, controls)
-        variance = self.prior_variance_
+        probability = self._pairs_cpu(state, codes, user_ids, controls, False, logits=False)
+        free_variance = np.broadcast_to(np.asarray(state.shrinkage, np.float64), (state.offsets.shape[1],))
+        variance = np.where(np.isfinite(free_variance), 1.0 / free_variance, 0.0)
         asked = np.unique(owner[owner >= 0])
-        history_p = _core.predict_pairs(self._pop32(), state.offsets, state.history_users, state.history,
-                                        self._population._base_logit(state.history_controls, state.history.shape[0]),
+        history_p = _core.predict_pairs(state.population32, state.offsets, state.history_users, state.history,
+                                        state.population._base_logit(state.history_controls, state.history.shape[0]),
                                         resolve_threads(self.threads), False).astype(np.float64)
         asked_mask = np.zeros(len(state.user_ids), bool)
         asked_mask[asked] = True
@@ -296,7 +325,7 @@ class UserPreferences(Estimator, Persistent):
         """
         with self._lock:
             state = self._check_fitted()
-            pop = self._population
+            pop = state.population
             codes = as_pair_codes(pair_codes, "pair_codes", state.offsets.shape[1], owner="UserPreferences")
             y = as_labels(labels, codes.shape[0])
             ctl = as_controls(controls, codes.shape[0], pop.n_controls_)
@@ -307,13 +336,13 @@ class UserPreferences(Estimator, Persistent):
             users_all = np.concatenate([state.history_users, new_rows])
             controls_all = None if ctl is None else np.concatenate([state.history_controls, ctl])
             touched = np.unique(new_rows)
-            fresh, not_converged = self._solve(history, labels_all, controls_all, users_all, touched)
+            fresh, not_converged = self._solve(pop, state.shrinkage, history, labels_all, controls_all, users_all,
+                                               touched)
             offsets = np.zeros((len(row_of), state.offsets.shape[1]), np.float32)
             offsets[:state.offsets.shape[0]] = state.offsets  # copy-on-write: readers keep the old array
             offsets[touched] = fresh
-            offsets.flags.writeable = False
-            self.n_not_converged_ = not_converged
-            self._state = _State(tuple(row_of), row_of, offsets, history, labels_all, users_all, controls_all)
+            self._state = _new_state(pop, state.shrinkage, not_converged, state.n_iter_shrinkage, row_of, offsets,
+                                     history, labels_all, users_all, controls_all)
         return self
 
     # --- reading ------------------------------------------------------------------------
@@ -325,16 +354,13 @@ class UserPreferences(Estimator, Persistent):
                                    f"(pass strict=False to fall back to the population)")
         return rows
 
-    def _pop32(self) -> np.ndarray:
-        return self._population.coef_.astype(np.float32)
-
     def weights(self, user_ids: Any, strict: bool = False) -> np.ndarray:
         """Dense weights (n_users × n_features) float32; unseen users get the population's
         (or :class:`UnknownUserError` with ``strict=True``)."""
         state = self._check_fitted()
         rows = self._rows(state, user_ids, strict)
         check_allocation(rows.size * state.offsets.shape[1] * 4, f"weights for {rows.size} users")
-        return _core.gather_weights(self._pop32(), state.offsets, rows, resolve_threads(self.threads))
+        return _core.gather_weights(state.population32, state.offsets, rows, resolve_threads(self.threads))
 
     def predict_proba(self, pair_codes: Any, user_ids: Any, controls: Any = None,
                       strict: bool = False, device: str | None = None) -> np.ndarray:
@@ -356,7 +382,7 @@ class UserPreferences(Estimator, Persistent):
     def _pairs(self, pair_codes: Any, user_ids: Any, controls: Any, strict: bool, logits: bool,
                device: str | None = None) -> np.ndarray:
         state = self._check_fitted()
-        pop = self._population
+        pop = state.population
 
         def on_gpu():
             from ._gpu import scoring
@@ -367,14 +393,17 @@ class UserPreferences(Estimator, Persistent):
             return scoring.predict_pairs(state, pop.coef_, state.offsets, rows, pair_codes, pop._base_logit(ctl, n),
                                          logits)
 
-        def on_cpu():
-            codes = as_pair_codes(pair_codes, "pair_codes", state.offsets.shape[1], owner="UserPreferences")
-            ctl = as_controls(controls, codes.shape[0], pop.n_controls_)
-            rows = self._rows(state, user_ids, strict, codes.shape[0])
-            return _core.predict_pairs(self._pop32(), state.offsets, rows, codes, pop._base_logit(ctl, codes.shape[0]),
-                                       resolve_threads(self.threads), logits)
+        return dispatch(device, pair_codes, gpu=on_gpu,
+                        cpu=lambda: self._pairs_cpu(state, pair_codes, user_ids, controls, strict, logits))
 
-        return dispatch(device, pair_codes, gpu=on_gpu, cpu=on_cpu)
+    def _pairs_cpu(self, state: _State, pair_codes: Any, user_ids: Any, controls: Any, strict: bool,
+                   logits: bool) -> np.ndarray:
+        pop = state.population
+        codes = as_pair_codes(pair_codes, "pair_codes", state.offsets.shape[1], owner="UserPreferences")
+        ctl = as_controls(controls, codes.shape[0], pop.n_controls_)
+        rows = self._rows(state, user_ids, strict, codes.shape[0])
+        return _core.predict_pairs(state.population32, state.offsets, rows, codes, pop._base_logit(ctl, codes.shape[0]),
+                                   resolve_threads(self.threads), logits)
 
     def score(self, user_ids: Any, item_codes: Any, strict: bool = False, device: str | None = None) -> np.ndarray:
         """Utilities ``item · w_u`` for every user and item: float32 (n_users × n_items).
@@ -388,13 +417,13 @@ class UserPreferences(Estimator, Persistent):
             from ._gpu import scoring
 
             rows = self._rows(state, on_host(user_ids), strict)
-            return scoring.score(state, self._population.coef_, state.offsets, rows, item_codes)
+            return scoring.score(state, state.population.coef_, state.offsets, rows, item_codes)
 
         def on_cpu():
             items = as_pair_codes(item_codes, "item_codes", state.offsets.shape[1], owner="UserPreferences")
             rows = self._rows(state, user_ids, strict)
             check_allocation(rows.size * items.shape[0] * 4, f"scores for {rows.size} users x {items.shape[0]} items")
-            return _core.score_users_items(self._pop32(), state.offsets, rows, items, resolve_threads(self.threads))
+            return _core.score_users_items(state.population32, state.offsets, rows, items, resolve_threads(self.threads))
 
         return dispatch(device, item_codes, gpu=on_gpu, cpu=on_cpu)
 
@@ -415,7 +444,7 @@ class UserPreferences(Estimator, Persistent):
         items = as_pair_codes(index, "items", state.offsets.shape[1], owner="UserPreferences")
         rows = self._rows(state, user_ids, strict)
         check_allocation(rows.size * k * 12, f"top {k} items for {rows.size} users")
-        return _core.top_items(self._pop32(), state.offsets, rows, items, k, resolve_threads(self.threads))
+        return _core.top_items(state.population32, state.offsets, rows, items, k, resolve_threads(self.threads))
 
     # --- persistence --------------------------------------------------------------------
     def to_bytes(self) -> bytes:
@@ -424,7 +453,7 @@ class UserPreferences(Estimator, Persistent):
         for u in state.user_ids:
             if isinstance(u, bool) or not isinstance(u, (str, int)):
                 raise TypeError(f"only str and int user ids can be saved, got {type(u).__name__} ({u!r})")
-        pop = self._population
+        pop = state.population
         tensors = {
             "population_coef": pop.coef_, "population_control_coef": pop.control_coef_,
             "offsets": state.offsets,
@@ -434,8 +463,8 @@ class UserPreferences(Estimator, Persistent):
         }
         if state.history_controls is not None:
             tensors["history_controls"] = state.history_controls
-        if np.ndim(self.shrinkage_):
-            tensors["shrinkage"] = np.asarray(self.shrinkage_, np.float64)
+        if np.ndim(state.shrinkage):
+            tensors["shrinkage"] = np.asarray(state.shrinkage, np.float64)
         params = {k: getattr(self, k) for k in ("shrinkage", "max_iter", "tol", "threads")}
         if not isinstance(params["shrinkage"], (str, numbers.Real)):
             params["shrinkage"] = np.asarray(params["shrinkage"], np.float64).tolist()
@@ -444,75 +473,91 @@ class UserPreferences(Estimator, Persistent):
             "n_features": state.offsets.shape[1], "params": params,
             "population": {**pop.get_params(), "intercept": pop.intercept_, "n_iter": pop.n_iter_,
                            "converged": pop.converged_},
-            "n_not_converged": getattr(self, "n_not_converged_", 0),
+            "n_not_converged": state.n_not_converged,
         }
         return tensors_to_bytes(tensors, metadata)
 
     @classmethod
     def from_bytes(cls, data: bytes, source: str = "<bytes>") -> "UserPreferences":
-        """Inverse of :meth:`to_bytes`; damaged or foreign data raises :class:`likeable.FormatError`."""
+        """Inverse of :meth:`to_bytes`; damaged or foreign data raises :class:`likeable.FormatError`
+        naming ``source`` and the field, for every value the model would use (NaN weights,
+        labels other than 0/1, ids out of range, impossible parameters such as ``threads``)."""
         tensors, meta = tensors_from_bytes(bytes(data), source)
         try:
-            return cls._from_parts(tensors, meta, source)
+            return cls._from_parts(tensors, Fields(meta, source), source)
         except _core.FormatError:
             raise
         except (KeyError, ValueError, TypeError, IndexError) as exc:
             raise _core.FormatError(f"{source}: inconsistent UserPreferences data ({exc})") from None
 
     @classmethod
-    def _from_parts(cls, tensors: dict, meta: dict, source: str) -> "UserPreferences":
-        if meta.get("format") != _FORMAT:
-            raise _core.FormatError(f"{source}: not a UserPreferences file (format={meta.get('format')!r})")
-        if meta.get("version") != _FORMAT_VERSION:
-            raise _core.FormatError(f"{source}: unsupported UserPreferences version {meta.get('version')!r} "
+    def _from_parts(cls, tensors: dict, meta: Fields, source: str) -> "UserPreferences":
+        if meta.meta.get("format") != _FORMAT:
+            raise _core.FormatError(f"{source}: not a UserPreferences file (format={meta.meta.get('format')!r})")
+        if meta.int("version") != _FORMAT_VERSION:
+            raise _core.FormatError(f"{source}: unsupported UserPreferences version {meta.meta['version']!r} "
                                     f"(this likeable reads version {_FORMAT_VERSION})")
-        m = int(meta["n_features"])
-        ids = [u for u in meta["user_ids"]]
-        offsets = tensors["offsets"]
-        coef = tensors["population_coef"]
-        if offsets.dtype != np.float32 or offsets.shape != (len(ids), m):
-            raise ValueError(f"offsets have shape {offsets.shape}, expected ({len(ids)}, {m})")
-        if coef.shape != (m,) or coef.dtype != np.float64:
-            raise ValueError("population_coef has the wrong shape or dtype")
-        if not (np.isfinite(offsets).all() and np.isfinite(coef).all()):
-            raise ValueError("weights contain NaN or Inf")
-        labels = tensors["history_labels"]
-        history = SparseCodes(tensors["history_indptr"], tensors["history_indices"], tensors["history_values"],
-                              (labels.shape[0], m))
-        users = tensors["history_users"]
-        if users.shape != labels.shape or (users.size and (users.min() < 0 or users.max() >= len(ids))):
-            raise ValueError("history_users out of range")
+        m = meta.int("n_features")
+        ids = meta.list("user_ids")
         if len(set(ids)) != len(ids):
-            raise ValueError("duplicate user ids")
-        control_coef = tensors["population_control_coef"]
-        controls = tensors.get("history_controls")
-        if control_coef.size and (controls is None or controls.shape != (labels.shape[0], control_coef.size)):
-            raise ValueError("history_controls missing or of the wrong shape")
-        pmeta = meta["population"]
-        pop = PreferenceModel(**{k: pmeta[k] for k in PreferenceModel._param_names() if k in pmeta})
+            raise _core.FormatError(f"{source}: field 'user_ids' repeats an id")
+        offsets = check_tensor(tensors, "offsets", source, np.float32, (len(ids), m))
+        coef = check_tensor(tensors, "population_coef", source, np.float64, (m,))
+        control_coef = check_tensor(tensors, "population_control_coef", source, np.float64, (None,))
+        labels = check_tensor(tensors, "history_labels", source, np.float32, (None,))
+        if labels.size and not np.isin(labels, (0.0, 1.0)).all():
+            raise _core.FormatError(f"{source}: tensor 'history_labels' holds values other than 0 and 1")
+        n = labels.shape[0]
+        users = check_tensor(tensors, "history_users", source, np.int64, (n,))
+        if users.size and (users.min() < 0 or users.max() >= len(ids)):
+            raise _core.FormatError(f"{source}: tensor 'history_users' names users outside the {len(ids)} saved")
+        controls = check_tensor(tensors, "history_controls", source, np.float32, (n, control_coef.size),
+                                optional=not control_coef.size)
+        parts = [check_tensor(tensors, name, source, dtype, (None,)) for name, dtype in
+                 (("history_indptr", np.int64), ("history_indices", np.int32), ("history_values", np.float32))]
+        try:
+            history = SparseCodes(*parts, (n, m))
+        except (ValueError, TypeError) as exc:
+            raise _core.FormatError(f"{source}: the history tensors are not valid codes ({exc})") from None
+        population = meta.dict("population")
+        pop = _params_from(PreferenceModel, {k: population.meta[k] for k in PreferenceModel._param_names()
+                                             if k in population.meta}, source, "population")
         # the population of a UserPreferences is always fitted on 0/1 labels
-        pop._set_fitted(coef, control_coef, float(pmeta["intercept"]), np.array([0.0, 1.0], np.float32),
-                        int(pmeta["n_iter"]), bool(pmeta["converged"]))
-        model = cls(pop, **meta["params"])
-        model._population = pop
-        shrinkage = tensors.get("shrinkage")
+        pop._set_fitted(coef, control_coef, population.float("intercept"), np.array([0.0, 1.0], np.float32),
+                        population.int("n_iter"), population.bool("converged"))
+        params = meta.dict("params").meta
+        model = _params_from(lambda **kw: cls(pop, **kw), params, source, "params")
+        shrinkage = check_tensor(tensors, "shrinkage", source, np.float64, (m,), finite=False, optional=True)
         if shrinkage is not None:
-            if shrinkage.shape != (m,) or np.isnan(shrinkage).any() or (shrinkage <= 0).any():
-                raise ValueError("shrinkage must hold one positive value per feature")
-            model.shrinkage_ = np.array(shrinkage, np.float64)
+            if np.isnan(shrinkage).any() or (shrinkage <= 0).any():
+                raise _core.FormatError(f"{source}: tensor 'shrinkage' must hold one positive value per feature")
+            shrinkage = _read_only(shrinkage)
+        elif isinstance(model.shrinkage, numbers.Real):  # checked by the constructor: positive, finite
+            shrinkage = float(model.shrinkage)
         else:
-            model.shrinkage_ = check_nonneg(meta["params"]["shrinkage"], "shrinkage", strict=True)
-        model.n_not_converged_ = int(meta.get("n_not_converged", 0))
-        offsets = np.array(offsets)  # own, read-only copy
-        offsets.flags.writeable = False
-        model._state = _State(tuple(ids), {u: i for i, u in enumerate(ids)}, offsets, history,
-                              labels.astype(np.float32), users.astype(np.int64), controls)
+            raise _core.FormatError(f"{source}: tensor 'shrinkage' is missing (params.shrinkage is not one number)")
+        model._state = _new_state(pop, shrinkage, meta.int("n_not_converged", default=0), None,
+                                  {u: i for i, u in enumerate(ids)}, offsets, history, labels, users, controls)
         return model
 
     def __repr__(self) -> str:
         state = self.__dict__.get("_state")
         fitted = f", n_users={len(state.user_ids)}, n_features={state.offsets.shape[1]}" if state else ""
         return f"<likeable.UserPreferences(shrinkage={self.shrinkage}{fitted})>"
+
+
+def _params_from(make: Any, params: dict, source: str, field: str):
+    """An estimator made from stored parameters, which its constructor checks; FormatError naming
+    the file and the field when it refuses them (e.g. threads above likeable.max_threads())."""
+    try:
+        return make(**params)
+    except (TypeError, ValueError) as exc:
+        raise _core.FormatError(f"{source}: field {field!r} holds parameters this likeable refuses ({exc})") from None
+
+
+def _population_logit(pop: PreferenceModel, codes: SparseCodes, controls) -> np.ndarray:
+    feat = codes.to_scipy() @ pop.coef_
+    return (feat + pop._base_logit(controls, codes.shape[0])).astype(np.float32)
 
 
 def _check_shrinkage(value: Any) -> None:

@@ -1,8 +1,12 @@
 // Small helpers shared by the C++ tests: random CSR codes and a scoped SIMD switch.
 #pragma once
 
+#include <unistd.h>
+
 #include <cstdint>
+#include <cstdlib>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "core/simd.h"
@@ -32,6 +36,13 @@ inline CsrMatrix random_codes(std::mt19937_64& gen, std::int64_t n_rows, std::in
     m.indptr.push_back(static_cast<std::int64_t>(m.indices.size()));
   }
   return m;
+}
+
+// A path in the temporary folder ($TMPDIR or /tmp), unique to this process.
+inline std::string temp_path(const std::string& name) {
+  const char* dir = std::getenv("TMPDIR");
+  return std::string(dir != nullptr && *dir != '\0' ? dir : "/tmp") + "/likeable-test-" + std::to_string(::getpid()) +
+         "-" + name;
 }
 
 // Dense row-major copy.

@@ -1,10 +1,14 @@
-// core/: errors, CSR validation, the top-k heap, parallel_for, half floats, the SIMD switch,
-// and checksummed section files.
+// core/: errors, CSR validation and checked copies, the top-k heap, parallel_for and the thread
+// cap, half floats, the SIMD switch, the JSON nesting scan, and checksummed section files.
 #include <doctest/doctest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <numeric>
@@ -12,10 +16,12 @@
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/errors.h"
 #include "core/io.h"
+#include "core/json_scan.h"
 #include "core/parallel.h"
 #include "core/simd.h"
 #include "core/sparse.h"
@@ -276,4 +282,104 @@ TEST_CASE("section files round-trip and refuse damage") {
   }
   CHECK_THROWS_AS(io::SectionReader(io::copy_bytes(bytes.data(), bytes.size() - 64), "TEST", 2, "<test>"),
                   FormatError);
+}
+
+TEST_CASE("checked copies of caller arrays copy good arrays and name the first bad entry") {
+  const std::vector<std::int64_t> indptr{0, 2, 2, 5};
+  const std::vector<std::int32_t> ids{0, 4, 2, 3, 1};
+  const std::vector<float> values{1.0f, -2.0f, 0.5f, 0.0f, 3.0f};
+  std::vector<std::int64_t> indptr_copy(4);
+  std::vector<std::int32_t> ids_copy(5);
+  std::vector<float> values_copy(5);
+  copy_indptr_checked(indptr.data(), 3, 5, indptr_copy.data());
+  copy_indices_checked(ids.data(), 5, 5, ids_copy.data());
+  copy_values_checked(values.data(), 5, values_copy.data());
+  CHECK(indptr_copy == indptr);
+  CHECK(ids_copy == ids);
+  CHECK(values_copy == values);
+  CHECK(max_abs(values.data(), 5) == 3.0f);
+  CHECK(max_abs(values.data(), 0) == 0.0f);
+
+  std::vector<std::int64_t> bad_ptr = indptr;
+  bad_ptr[2] = 1;
+  CHECK_THROWS_WITH_AS(copy_indptr_checked(bad_ptr.data(), 3, 5, indptr_copy.data()),
+                       doctest::Contains("row 1"), InvalidArgument);
+  CHECK_THROWS_WITH_AS(copy_indptr_checked(indptr.data(), 3, 6, indptr_copy.data()),
+                       doctest::Contains("indptr[-1]=5"), InvalidArgument);
+  bad_ptr = indptr;
+  bad_ptr[0] = -1;
+  CHECK_THROWS_AS(copy_indptr_checked(bad_ptr.data(), 3, 5, indptr_copy.data()), InvalidArgument);
+  for (std::int32_t bad : {5, -1, std::numeric_limits<std::int32_t>::min(), std::numeric_limits<std::int32_t>::max()}) {
+    std::vector<std::int32_t> bad_ids = ids;
+    bad_ids[3] = bad;
+    CHECK_THROWS_WITH_AS(copy_indices_checked(bad_ids.data(), 5, 5, ids_copy.data()),
+                         doctest::Contains("at position 3"), InvalidArgument);
+  }
+  for (float bad : {std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
+                    std::numeric_limits<float>::quiet_NaN()}) {
+    std::vector<float> bad_values = values;
+    bad_values[4] = bad;
+    CHECK_THROWS_WITH_AS(copy_values_checked(bad_values.data(), 5, values_copy.data()),
+                         doctest::Contains("position 4"), InvalidArgument);
+  }
+  // Long arrays (the vectorised loops' main bodies and tails): the first bad entry is found.
+  std::vector<std::int32_t> many(1037, 7), many_copy(1037);
+  many[1000] = 64;
+  CHECK_THROWS_WITH_AS(copy_indices_checked(many.data(), 1037, 64, many_copy.data()),
+                       doctest::Contains("at position 1000"), InvalidArgument);
+  CHECK_NOTHROW(copy_indices_checked(many.data(), 1037, 65, many_copy.data()));
+}
+
+TEST_CASE("the JSON scan counts nesting outside strings, across pieces") {
+  JsonScan scan;
+  const std::string text = R"({"a": [1, {"b": "[[[{\"]"}], "c\\": "x"})";
+  scan.feed(text.data(), text.size());
+  CHECK(scan.max_depth == 3);
+  CHECK(scan.depth == 0);
+  CHECK(scan.first_space == 5);
+  CHECK_FALSE(scan.in_string);
+  JsonScan pieces;  // the same text one byte at a time: escapes and strings straddle the pieces
+  for (char c : text) pieces.feed(&c, 1);
+  CHECK(pieces.max_depth == 3);
+  CHECK(pieces.depth == 0);
+  JsonScan deep;
+  const std::string nested = std::string(20000, '[') + std::string(20000, ']');
+  deep.feed(nested.data(), nested.size());
+  CHECK(deep.max_depth == 20000);
+  CHECK(deep.first_space == -1);
+}
+
+TEST_CASE("thread counts are capped at a multiple of the cores") {
+  CHECK(max_threads() == kMaxThreadsPerCore * hardware_threads());
+  CHECK(resolve_threads(3) == std::min(3, max_threads()));
+  CHECK(resolve_threads(1 << 30) == max_threads());
+  CHECK(resolve_threads(std::numeric_limits<int>::max()) == max_threads());
+  CHECK(resolve_threads(0) >= 1);
+  CHECK(resolve_threads(0) <= max_threads());
+}
+
+TEST_CASE("a memory map reports a file changed in place; readers refuse what is not a regular file") {
+  const std::string path = testing::temp_path("mapped.bin");
+  io::SectionWriter writer("TEST", 1);
+  const std::vector<float> payload(5000, 1.5f);
+  writer.add("x", payload);
+  writer.save(path);
+  auto mapped = io::map_file(path);
+  CHECK_NOTHROW(mapped->check_unchanged());
+  CHECK_NOTHROW(io::read_file(path)->check_unchanged());
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // past the timestamp granularity
+  writer.save(path + ".new");
+  REQUIRE(std::rename((path + ".new").c_str(), path.c_str()) == 0);
+  CHECK_NOTHROW(mapped->check_unchanged());  // replaced by rename: the map still reads the old file
+  auto remapped = io::map_file(path);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  REQUIRE(::truncate(path.c_str(), 100) == 0);
+  CHECK_THROWS_WITH_AS(remapped->check_unchanged(), doctest::Contains("renaming"), FormatError);
+  std::remove(path.c_str());
+  const std::string fifo = testing::temp_path("pipe");
+  std::remove(fifo.c_str());
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  CHECK_THROWS_WITH_AS(io::read_file(fifo), doctest::Contains("not a regular file"), InvalidArgument);
+  CHECK_THROWS_WITH_AS(io::map_file(fifo), doctest::Contains("not a regular file"), InvalidArgument);
+  std::remove(fifo.c_str());
 }

@@ -246,3 +246,29 @@ TEST_CASE("bad search arguments are InvalidArgument") {
   CHECK_THROWS_AS(SparseIndex::build(codes.view(), p), InvalidArgument);
   CHECK_THROWS_AS(SparseIndex::build(codes.view(), IndexParams{}), InvalidArgument);  // values left unset
 }
+
+TEST_CASE("scores that could overflow float32 are refused by every search path") {
+  CsrMatrix codes;
+  codes.n_rows = 2;
+  codes.n_cols = 3;
+  codes.indptr = {0, 2, 4};
+  codes.indices = {0, 1, 0, 2};
+  codes.values = {3e38f, 3e38f, 1.0f, 2.0f};
+  CsrMatrix query;
+  query.n_rows = 1;
+  query.n_cols = 3;
+  query.indptr = {0, 3};
+  query.indices = {0, 1, 2};
+  query.values = {1.0f, 1.0f, 1.0f};
+  for (bool approximate : {false, true}) {
+    const auto index = SparseIndex::build(codes.view(), params(approximate));
+    CHECK(index->common().max_abs_value == 3e38f);
+    CHECK_THROWS_WITH_AS(search(*index, query, 2), doctest::Contains("float32"), InvalidArgument);
+  }
+  CHECK_THROWS_WITH_AS(reference(codes, query, 2), doctest::Contains("float32"), InvalidArgument);
+  codes.values = {1.0f, 2.0f, 1.0f, 2.0f};
+  const auto fine = SparseIndex::build(codes.view(), params(false));
+  const Results r = search(*fine, query, 2);
+  CHECK(r.scores[0] == 3.0f);
+  CHECK(r.scores[1] == 3.0f);
+}

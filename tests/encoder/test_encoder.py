@@ -406,7 +406,9 @@ def test_bad_arrays_raise_clear_errors(rng):
     with pytest.raises(TypeError):
         enc.decode(np.zeros((2, 12)))
     codes = enc.encode(rng.standard_normal((3, 5)))
-    codes.indices[0] = 99  # corrupted after construction: the core still refuses it
+    with pytest.raises(ValueError, match="read-only"):
+        codes.indices[0] = 99  # the stored arrays cannot be changed in place
+    codes.indices = np.full_like(codes.indices, 99)  # nor replaced unnoticed: the boundary checks again
     with pytest.raises(ValueError, match="outside"):
         enc.decode(codes)
     with pytest.raises(ValueError):

@@ -259,7 +259,7 @@ def test_score_and_predict_match_reference(cp, rng, n_users, n_items):
 def test_exact_search_matches_numpy(cp, rng, n_rows, k):
     M = 200
     codes = _random_codes(rng, n_rows, M, 9)
-    codes.values[:] = np.round(codes.values * 4) / 4  # ties, broken by row id
+    codes = lk.SparseCodes(codes.indptr, codes.indices, np.round(codes.values * 4) / 4, codes.shape)  # ties
     index = lk.SparseIndex(codes, approximate=False)
     queries = rng.standard_normal((17, M)).astype(np.float32)
     ids, scores = index.search(cp.asarray(queries), k=k)

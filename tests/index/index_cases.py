@@ -93,3 +93,19 @@ def recall_at_k(found, truth):
 def file_version(data):
     assert data[12:16] == b"SIDX"
     return int.from_bytes(data[16:20], "little")
+
+
+def edit_section(data: bytes, name: str, dtype, edit) -> bytes:
+    """The index file with section ``name`` (viewed as ``dtype``) changed by ``edit(array)`` in
+    place and every checksum recomputed: a crafted file that passes verification, for tests
+    of the checks on stored values."""
+    out = bytearray(data)
+    offset, length = section_span(data, name)
+    edit(np.frombuffer(out, dtype=dtype, count=length // np.dtype(dtype).itemsize, offset=offset))
+    n = int.from_bytes(out[20:24], "little")
+    for i in range(64, 64 + 64 * n, 64):
+        if out[i:i + 32].split(b"\0")[0].decode() == name:
+            out[i + 56:i + 60] = lk._core._crc32c(bytes(out[offset:offset + length])).to_bytes(4, "little")
+    out[32:36] = lk._core._crc32c(bytes(out[64:64 + 64 * n])).to_bytes(4, "little")
+    out[36:40] = lk._core._crc32c(bytes(out[:36])).to_bytes(4, "little")
+    return bytes(out)

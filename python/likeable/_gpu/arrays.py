@@ -127,6 +127,7 @@ class DeviceSparseCodes:
 
     @classmethod
     def from_host(cls, codes: SparseCodes) -> "DeviceSparseCodes":
+        codes = codes._checked()  # a checked snapshot, so the copy needs no check on the GPU
         return cls(to_device(codes.indptr), to_device(codes.indices), to_device(codes.values), codes.shape,
                    validate=False)
 
@@ -145,7 +146,7 @@ class DeviceSparseCodes:
 
     def get(self) -> SparseCodes:
         """A host copy as :class:`likeable.SparseCodes`."""
-        return SparseCodes(self.indptr.get(), self.indices.get(), self.values.get(), self.shape, validate=False)
+        return SparseCodes(self.indptr.get(), self.indices.get(), self.values.get(), self.shape)
 
     to_host = get
 

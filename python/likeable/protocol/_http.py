@@ -8,6 +8,9 @@ import urllib.error
 import urllib.request
 from typing import Callable
 
+from .. import _json
+from .._core import FormatError
+
 # Statuses that say "try again later" (overloaded, rate-limited, a gateway in between); any
 # other error status is the request's fault and is raised at once.
 RETRY_STATUSES = frozenset({408, 425, 429, 502, 503, 504})
@@ -52,9 +55,9 @@ def post_json(url: str, body: dict, *, api_key: str = "", timeout: float = 60.0,
                                       "is the server running at that address?") from None
             _wait(backoff, attempt, None)
     try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise RuntimeError(f"{url}: reply is not JSON ({exc}): {raw[:200]!r}") from None
+        return _json.loads(raw, url, "the reply")  # nesting checked first: a server cannot crash us
+    except FormatError as exc:
+        raise RuntimeError(f"{exc}: {raw[:200]!r}") from None
 
 
 def _wait(backoff: float, attempt: int, retry_after: str | None) -> None:

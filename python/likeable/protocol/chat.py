@@ -16,7 +16,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
 
-from .._io import atomic_write_bytes
+from .._io import atomic_write_bytes, read_json_file
 from ._http import post_json
 
 __all__ = ["ChatClient"]
@@ -122,8 +122,7 @@ class ChatClient:
         if not self.cache_dir:
             return None
         try:
-            with open(os.path.join(self.cache_dir, key + ".json"), "rb") as fh:
-                return json.loads(fh.read())["content"]
+            return read_json_file(os.path.join(self.cache_dir, key + ".json"), "a chat cache entry")["content"]
         except (OSError, ValueError, KeyError, TypeError):
             return None
 

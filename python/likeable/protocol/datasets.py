@@ -16,6 +16,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .._core import FormatError
+from .._io import open_regular
+from .._json import check_stream_nesting
 from .._validation import ArgumentError, fspath, label_value
 from .synthetic import ATTRIBUTE_NAMES, SESSION_DIMENSIONS, synthetic, synthetic_candidates
 
@@ -264,26 +266,40 @@ def _read_table(path: str, fmt: str):
     if fmt not in ("jsonl", "parquet", "csv"):
         raise ValueError(f"unknown format {fmt!r}; use 'jsonl', 'parquet' or 'csv'")
     try:
-        if fmt == "jsonl":
-            import pyarrow.json as pj
+        # one open file for every read: a FIFO or a device is refused before anything blocks on it
+        with open_regular(path) as fh:
+            def stream():  # the file from its start, as a stream of its own (readers close theirs)
+                own = os.fdopen(os.dup(fh.fileno()), "rb")
+                own.seek(0)
+                if path.lower().endswith(".gz"):
+                    return pa.CompressedInputStream(pa.PythonFile(own, "r"), "gzip")
+                return own
 
-            try:
-                # JSONL rows can be large dialogues: a generous block size avoids straddling errors.
-                table = pj.read_json(path, read_options=pj.ReadOptions(block_size=1 << 26))
-            except pa.ArrowInvalid as exc:
-                if "changed from" not in str(exc):  # a column of mixed types, e.g. true in a text column
-                    raise
-                table = _read_jsonl_mixed(path)
-        elif fmt == "parquet":
-            import pyarrow.parquet as pq
+            if fmt == "jsonl":
+                import pyarrow.json as pj
 
-            table = pq.read_table(path)
-        else:
-            import pyarrow.csv as pc
+                # nesting first: pyarrow's reader overflows the C stack on deep nesting
+                with stream() as source:
+                    check_stream_nesting(source, path, "a JSON line")
+                try:
+                    with stream() as source:
+                        # JSONL rows can be large dialogues: a generous block size avoids straddling errors.
+                        table = pj.read_json(source, read_options=pj.ReadOptions(block_size=1 << 26))
+                except pa.ArrowInvalid as exc:
+                    if "changed from" not in str(exc):  # a column of mixed types, e.g. true in a text column
+                        raise
+                    table = _read_jsonl_mixed(fh, path)
+            elif fmt == "parquet":
+                import pyarrow.parquet as pq
 
-            table = pc.read_csv(path)
-        table.column_names  # noqa: B018  (column names that are not UTF-8 fail here, not later)
-    except (FileNotFoundError, IsADirectoryError, PermissionError):
+                table = pq.read_table(fh)
+            else:
+                import pyarrow.csv as pc
+
+                with stream() as source:
+                    table = pc.read_csv(source)
+            table.column_names  # noqa: B018  (column names that are not UTF-8 fail here, not later)
+    except (FileNotFoundError, IsADirectoryError, PermissionError, FormatError):
         raise
     except UnicodeDecodeError as exc:
         raise FormatError(f"could not read {path} as {fmt}: text is not valid UTF-8 ({exc})") from None
@@ -301,26 +317,32 @@ def _missing(where: str, names, column: str, field_name: str) -> ArgumentError:
 _COERCED_KEY = b"likeable.coerced"
 
 
-def _read_jsonl_mixed(path: str):
-    """JSONL whose columns mix types, read line by line: in a column that holds strings, JSON
-    booleans, numbers (and lists or objects) become their JSON text; the counts go in the
-    table's metadata (see :func:`_coerced_counts`)."""
+def _read_jsonl_mixed(raw, path: str):
+    """JSONL whose columns mix types (``raw``: the open file, nesting already checked), read line
+    by line: in a column that holds strings, JSON booleans, numbers (and lists or objects) become
+    their JSON text; the counts go in the table's metadata (see :func:`_coerced_counts`)."""
     import gzip
+    import io
     import json
 
     import pyarrow as pa
 
-    opener = gzip.open if path.lower().endswith(".gz") else open
+    raw.seek(0)
+    binary = gzip.GzipFile(fileobj=raw) if path.lower().endswith(".gz") else raw
+    text = io.TextIOWrapper(binary, encoding="utf-8")
+    try:
+        lines = list(text)
+    finally:
+        text.detach()  # the caller closes the file
     rows = []
-    with opener(path, "rt", encoding="utf-8") as fh:
-        for number, line in enumerate(fh, 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise FormatError(f"could not read {path} as jsonl: line {number}: {exc}") from None
-                if not isinstance(rows[-1], dict):
-                    raise FormatError(f"could not read {path} as jsonl: line {number} is not an object")
+    for number, line in enumerate(lines, 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise FormatError(f"could not read {path} as jsonl: line {number}: {exc}") from None
+            if not isinstance(rows[-1], dict):
+                raise FormatError(f"could not read {path} as jsonl: line {number} is not an object")
     names = list(dict.fromkeys(key for row in rows for key in row))
     columns, coerced = {}, {}
     for name in names:

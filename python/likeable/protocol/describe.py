@@ -312,7 +312,7 @@ def _parse_description(reply: str) -> str:
             value = json.loads(text[start: end + 1]).get("description")
             if isinstance(value, str) and value.strip():
                 return " ".join(value.split())[:200]
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, RecursionError):  # a reply is not trusted to nest sanely
             pass
     line = next((ln for ln in text.splitlines() if ln.strip()), "")
     return " ".join(line.strip().strip('"').split())[:200] or "(no description)"

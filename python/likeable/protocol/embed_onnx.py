@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from typing import Sequence
 
 import numpy as np
 
+from .._io import read_json_file
 from .._validation import check_positive_int, fspath
 from .embed import _POOLINGS, EmbeddingCache, embed_unique
 
@@ -43,8 +43,7 @@ def read_pooling(folder: str) -> str | None:
         if not os.path.isfile(path):
             continue
         try:
-            with open(path, encoding="utf-8") as fh:
-                config = json.load(fh)
+            config = read_json_file(path, "the pooling config")  # nesting checked, regular files only
         except (OSError, ValueError) as exc:
             raise ValueError(f"could not read the pooling config {path}: {exc}") from None
         if isinstance(config.get("pooling_mode"), str):  # newer sentence-transformers spell it out

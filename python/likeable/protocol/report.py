@@ -11,7 +11,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .._io import atomic_write_bytes
+from .. import _json
+from .._io import atomic_write_bytes, read_file_bytes
 from .._validation import fspath
 from .metrics import Estimate
 from . import figures
@@ -75,11 +76,10 @@ class Report:
     @classmethod
     def from_json(cls, text_or_path: str) -> "Report":
         """Read a report written by :meth:`to_json` (a path or the JSON text)."""
-        text = text_or_path
+        text, source = text_or_path, "<report JSON>"
         if not text_or_path.lstrip().startswith("{"):
-            with open(text_or_path, encoding="utf-8") as fh:
-                text = fh.read()
-        return cls(json.loads(text))
+            text, source = read_file_bytes(text_or_path), text_or_path
+        return cls(_json.loads(text, source, "the report"))  # nesting checked first; FormatError
 
     def to_html(self, path) -> str:
         """One self-contained HTML file: findings, warnings, feature cards, tables and plots (PNG inline)."""
