@@ -22,7 +22,6 @@ Run: ``PYTHONPATH=python python -m pytest benchmarks/test_bench_sae_index.py -s`
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -33,6 +32,7 @@ import likeable as lk
 
 from conftest import INTERLEAVED, interleaved, report_interleaved
 from sae_corpus import cache_dir, sae_corpus
+from test_bench_index import build_seismic, recall, seismic_queries, seismic_search
 
 K = 10
 TARGETS = (0.95, 0.99)
@@ -45,49 +45,12 @@ BMP_SEARCH = [(1.0, 1.0), (0.9, 1.0), (0.8, 1.0), (0.7, 1.0), (0.5, 1.0)]  # alp
 KANNOLO_SEARCH = [40, 80, 160, 320]  # ef_search
 
 
-def recall(found, truth):
-    return float(np.mean([len(set(f[f >= 0]) & set(t)) / len(t) for f, t in zip(found, truth)]))
-
-
-# --- peers ------------------------------------------------------------------------------------
-def build_seismic(codes, n_postings, block_fraction, summary_energy):
-    import seismic
-
-    ds = seismic.SeismicDataset()
-    ds.add_documents_by_id([str(i) for i in range(codes.shape[0])], codes.indices.astype(np.int64),
-                           codes.values, codes.indptr)
-    start = time.perf_counter()
-    index = seismic.SeismicIndex.build_from_dataset(
-        ds, n_postings=n_postings, centroid_fraction=block_fraction, summary_energy=summary_energy,
-        min_cluster_size=2, doc_cut=15, num_threads=1)
-    build_s = time.perf_counter() - start
-    with tempfile.TemporaryDirectory() as tmp:
-        index.save(os.path.join(tmp, "s"))
-        nbytes = sum(f.stat().st_size for f in Path(tmp).iterdir())
-    return index, build_s, nbytes
-
-
 def seismic_search_fn(index, queries, query_cut, heap_factor):
-    import seismic
-
-    string = seismic.get_seismic_string()
-    ids = np.array([str(i) for i in range(queries.shape[0])], dtype=string)
-    comps = [np.array([str(c) for c in queries.indices[queries.indptr[i]:queries.indptr[i + 1]]], dtype=string)
-             for i in range(queries.shape[0])]
-    vals = [queries.values[queries.indptr[i]:queries.indptr[i + 1]].astype(np.float32) for i in range(queries.shape[0])]
-
-    def run():
-        results = index.batch_search(ids, comps, vals, k=K, num_threads=1, query_cut=query_cut,
-                                     heap_factor=heap_factor)
-        out = np.full((len(results), K), -1, np.int64)
-        for hits in results:  # in completion order: place by query id
-            if hits:
-                got = [int(doc) for _, _, doc in hits][:K]
-                out[int(hits[0][0]), :len(got)] = got
-        return out
-    return run
+    q = seismic_queries(queries)
+    return lambda: seismic_search(index, q, dict(query_cut=query_cut, heap_factor=heap_factor))
 
 
+# --- peers beyond Seismic (whose helpers test_bench_index.py shares) ---------------------------
 def build_bmp(codes, path, bsize=32):
     import bmp
 
@@ -167,7 +130,8 @@ def swept(sae):
         start = time.perf_counter()
         ours = lk.SparseIndex(items, threads=1, **build)
         ours_s = time.perf_counter() - start
-        theirs, theirs_s, theirs_bytes = build_seismic(items, n_postings, fraction, energy)
+        theirs, theirs_s, theirs_bytes = build_seismic(
+            items, dict(n_postings=n_postings, centroid_fraction=fraction, summary_energy=energy))
         for cut, hf in SEARCH:
             search = dict(query_cut=cut, heap_factor=hf)
             rows.append(_row("likeable", build, search, ours_s, ours.nbytes,
@@ -213,7 +177,7 @@ def test_sae_against_seismic(swept, target):
         contenders["likeable, any memory"] = anywhere["fn"]
     times = interleaved(contenders)
     describe = lambda r: f"{r['build']['n_postings']} {r['search']} (recall {r['recall']:.4f}, {r['nbytes'] / 2**20:.1f} MiB)"
-    report_interleaved(f"SAE 200k, recall >= {target}: likeable {describe(ours)} vs seismic {describe(theirs)}"
+    report_interleaved(f"SAE {swept['items'].shape[0]:,} rows, recall >= {target}: likeable {describe(ours)} vs seismic {describe(theirs)}"
                        + (f"; likeable, any memory: {describe(anywhere)}" if anywhere is not ours else ""),
                        times, "likeable", ["seismic"])
     if target == TARGETS[-1]:
@@ -236,7 +200,7 @@ def test_sae_against_bmp(swept, tmp_path):
     peer = _best(rows, "bmp", target)
     ours = _best(swept["rows"], "likeable", target)
     times = interleaved({"likeable": ours["fn"], "bmp": peer["fn"]}, rounds=3)
-    report_interleaved(f"SAE 200k, recall >= {target}: likeable {ours['search']} vs bmp {peer['search']} "
+    report_interleaved(f"SAE {swept['items'].shape[0]:,} rows, recall >= {target}: likeable {ours['search']} vs bmp {peer['search']} "
                        f"(recall {peer['recall']:.4f})", times, "likeable", ["bmp"])
 
 
@@ -255,5 +219,5 @@ def test_sae_against_kannolo(swept):
             INTERLEAVED.append(f"[kannolo] no setting reached recall {target}")
             continue
         times = interleaved({"likeable": ours["fn"], "kannolo": peer["fn"]}, rounds=3)
-        report_interleaved(f"SAE 200k, recall >= {target}: likeable {ours['search']} vs kannolo {peer['search']} "
+        report_interleaved(f"SAE {swept['items'].shape[0]:,} rows, recall >= {target}: likeable {ours['search']} vs kannolo {peer['search']} "
                            f"(recall {peer['recall']:.4f}, {nbytes / 2**20:.1f} MiB)", times, "likeable", ["kannolo"])
