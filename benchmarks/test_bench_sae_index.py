@@ -37,8 +37,9 @@ from test_bench_index import build_seismic, recall, seismic_queries, seismic_sea
 K = 10
 TARGETS = (0.95, 0.99)
 QUERY_LEVELS = 64
-# (n_postings, block_fraction, summary_energy): the builds (n_postings 1000 and 2000).
-BUILD = [(1000, 0.1, 0.4), (2000, 0.1, 0.4)]
+# (n_postings, block_fraction, summary_energy): the builds (n_postings 1000 and 2000),
+# and 1300 between them (both libraries get every build).
+BUILD = [(1000, 0.1, 0.4), (1300, 0.1, 0.4), (2000, 0.1, 0.4)]
 SEARCH = [(4, 1.0), (6, 1.0), (7, 1.0), (8, 1.0), (8, 0.9), (12, 0.9), (14, 0.9), (16, 0.9), (16, 0.8),
           (20, 0.8), (24, 0.8)]  # query_cut, heap_factor
 BMP_SEARCH = [(1.0, 1.0), (0.9, 1.0), (0.8, 1.0), (0.7, 1.0), (0.5, 1.0)]  # alpha, beta
