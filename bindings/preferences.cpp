@@ -155,6 +155,31 @@ void bind_preferences(py::module_& m) {
       "Utilities (n_users x n_items) of sparse items under population + offsets[user_rows] (-1: population).");
 
   m.def(
+      "top_items",
+      [](const py::handle& pop_obj, const py::handle& off_obj, const py::handle& rows_obj, const py::handle& items,
+         std::int64_t k, int threads) {
+        auto population = float_vector(pop_obj, "population");
+        auto offsets = float_matrix(off_obj, "offsets");
+        const std::vector<std::int64_t> rows = copied_ids<std::int64_t>(rows_obj, "user_rows");
+        auto csr = csr_from_codes(items);
+        LIKEABLE_CHECK(k >= 1, "k must be >= 1, got ", k);
+        auto w = user_weights(population, offsets);
+        const std::int64_t n_users = static_cast<std::int64_t>(rows.size());
+        py::array_t<std::int64_t> ids({n_users, k});
+        py::array_t<float> scores({n_users, k});
+        std::int64_t* ids_ptr = ids.mutable_data();
+        float* scores_ptr = scores.mutable_data();
+        {
+          py::gil_scoped_release release;
+          scoring::top_items(w, rows.data(), n_users, csr.view, k, ids_ptr, scores_ptr, threads);
+        }
+        return py::make_tuple(ids, scores);
+      },
+      py::arg("population"), py::arg("offsets"), py::arg("user_rows"), py::arg("items"), py::arg("k"),
+      py::arg("threads") = 0,
+      "Each user's k best items under population + offsets[user_rows]: (ids, scores), n_users x k.");
+
+  m.def(
       "predict_pairs",
       [](const py::handle& pop_obj, const py::handle& off_obj, const py::handle& rows_obj, const py::handle& pairs,
          const py::object& base_obj, int threads, bool logits) {

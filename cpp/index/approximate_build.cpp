@@ -486,6 +486,13 @@ std::shared_ptr<ApproxIndex> ApproxIndex::build(const CsrView& codes, const Inde
     common.fwd_indptr = Array<std::int64_t>::view(fwd.indptr.data(), fwd.indptr.size());
     layout.blocks = build_blocks(fwd, cols, common, post_rows);
   }
+  using Summaries = IndexParams::Summaries;
+  const bool by_feature =
+      params.summaries == Summaries::kByFeature ||
+      (params.summaries == Summaries::kSmaller &&
+       summary_bytes_by_feature(layout.blocks, common.n_cols, common.is_signed) <
+           summary_bytes_by_block(layout.blocks, common.n_cols, common.is_signed));
+  if (by_feature) store_summaries_by_feature(layout.blocks, common.n_cols, common.is_signed, params.threads);
   // Records from the float forward index, which (like the row ids) was only needed to build.
   layout.records = pack_records_from_floats(common, layout.blocks, post_rows.data(),
                                             static_cast<std::int64_t>(post_rows.size()), fwd.indices.data(),

@@ -1,10 +1,12 @@
 // The arrays of an approximate index, and how its row records are laid out.
 //
 // Posting lists (BlockLayout): list j has blocks [list_block_ptr[j], list_block_ptr[j+1]); block
-// b holds postings [block_row_ptr[b], block_row_ptr[b+1]) and summary entries
-// [block_sum_ptr[b], block_sum_ptr[b+1]). A summary stores, per feature, max(0, max x_j)
-// (sum_hi) and, for signed indexes, -min(0, min x_j) (sum_lo) over the block, quantised to u8
-// with the block's scales, so max(q_j * hi_j, -q_j * lo_j) bounds q_j * x_j for either sign.
+// b holds postings [block_row_ptr[b], block_row_ptr[b+1]). A summary stores, per feature,
+// max(0, max x_j) (sum_hi) and, for signed indexes, -min(0, min x_j) (sum_lo) over the block,
+// quantised to u8 with the block's scales, so max(q_j * hi_j, -q_j * lo_j) bounds q_j * x_j for
+// either sign. Summaries are stored one of two ways, whichever takes fewer bytes: by block
+// (block b's entries [block_sum_ptr[b], block_sum_ptr[b+1]) with their feature ids), or by
+// feature (feature_summaries.h: per list, each feature's run of (block, value) entries).
 //
 // Row records (RecordLayout): the compact forward index is one array of u16 units holding a
 // record per row, at unit row_unit[r], in the order search is likely to read them
@@ -23,6 +25,7 @@
 #include <vector>
 
 #include "core/parallel.h"
+#include "index/feature_summaries.h"
 #include "index/index.h"
 
 namespace likeable {
@@ -31,16 +34,20 @@ struct BlockLayout {
   std::int64_t n_blocks = 0;
   Array<std::int64_t> list_block_ptr;
   Array<std::int64_t> block_row_ptr;
-  Array<std::int64_t> block_sum_ptr;
+  Array<std::int64_t> block_sum_ptr;   // by block only (else empty)
   Array<std::uint16_t> sum_features16;  // feature ids when n_cols <= 65536 (Seismic does the same)
   Array<std::int32_t> sum_features32;   // feature ids otherwise
-  Array<std::uint8_t> sum_hi;           // quantised max(0, max x_j), scale block_hi_scale[b]
-  Array<std::uint8_t> sum_lo;           // quantised -min(0, min x_j) (signed indexes only)
+  Array<std::uint8_t> sum_hi;           // quantised max(0, max x_j), scale block_hi_scale[b] (by block)
+  Array<std::uint8_t> sum_lo;           // quantised -min(0, min x_j) (signed indexes only; by block)
   Array<float> block_hi_scale;
   Array<float> block_lo_scale;          // signed indexes only
+  FeatureSummaries by_feature;          // by feature only (else empty)
 
   std::int64_t n_postings() const { return block_row_ptr[n_blocks]; }
-  std::int64_t n_summary_entries() const { return block_sum_ptr[n_blocks]; }
+  std::int64_t n_summary_entries() const {
+    return by_feature.present() ? by_feature.chunk_entry_ptr[by_feature.n_chunks()]
+                                : static_cast<std::int64_t>(sum_hi.size());
+  }
 };
 
 constexpr std::int64_t kRecordHeader = 4;  // u16 units: row id (u32), scale (f32)

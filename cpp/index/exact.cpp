@@ -28,6 +28,8 @@ std::shared_ptr<ExactIndex> ExactIndex::build(const CsrView& codes, const IndexP
   return std::make_shared<ExactIndex>(std::move(common), std::move(layout));
 }
 
+void ExactIndex::for_each_row_chunk(const RowChunkFn& fn, int) const { fn(forward_view(), 0); }
+
 CsrView ExactIndex::forward_view() const {
   return CsrView{common_.fwd_indptr.data(), layout_.fwd_indices.data(), layout_.fwd_values.data(), n_rows(),
                  n_cols()};
@@ -37,7 +39,7 @@ void ExactIndex::search_one(const Query& query, SearchScratch& s, const SearchPa
                             float* scores) const {
   const std::int32_t* q_idx = query.idx;
   const float* q_val = query.val;
-  const std::int64_t q_nnz = query.nnz, k = params.k, n_rows = this->n_rows(), nnz = this->nnz();
+  const std::int64_t q_nnz = query.nnz, k = params.k, n_rows = this->n_rows();
   const std::int64_t* col_ptr = layout_.col_ptr.data();
   const std::int32_t* col_rows = layout_.col_rows.data();
   const float* col_values = layout_.col_values.data();
@@ -45,7 +47,9 @@ void ExactIndex::search_one(const Query& query, SearchScratch& s, const SearchPa
   std::int64_t scatter_cost = 0;
   for (std::int64_t i = 0; i < q_nnz; ++i) scatter_cost += common_.col_nnz[q_idx[i]];
   TopHits top = s.hits(k);
-  if (scatter_cost >= n_rows / 4 && scatter_cost <= nnz / 2) {
+  // Queries above all_rows_cost (nnz / 2) never come here: they are scored against every row
+  // in batches (all_rows.cpp).
+  if (scatter_cost >= n_rows / 4) {
     // Many postings (a typical query touches most rows): a plain scatter with no per-posting
     // bookkeeping, then one branch-light scan of every row against the k-th score and a memset.
     // Listing touched rows (below) costs a dependent append per posting, which here is more
@@ -59,7 +63,7 @@ void ExactIndex::search_one(const Query& query, SearchScratch& s, const SearchPa
     }
     index_kernels::scan_scores(acc, n_rows, top);
     std::memset(acc, 0, sizeof(float) * static_cast<std::size_t>(n_rows));
-  } else if (scatter_cost <= nnz / 2) {
+  } else {
     // Few postings touched: scatter-accumulate the query's columns, listing each row on its first
     // touch (its sum is still 0) so that the top-k scan and the reset visit those rows only, not
     // all n_rows. A sum that cancels to exactly 0 and moves again lists its row twice: the scan
@@ -99,21 +103,6 @@ void ExactIndex::search_one(const Query& query, SearchScratch& s, const SearchPa
       }
     }
     for (std::int64_t t = 0; t < n_touched; ++t) acc[touched[t]] = 0.0f;
-  } else {
-    // A dense-ish query: one pass over the forward index, gathering query weights.
-    float* q = s.q_dense.data();
-    const std::int64_t* indptr = common_.fwd_indptr.data();
-    const std::int32_t* fwd_indices = layout_.fwd_indices.data();
-    const float* fwd_values = layout_.fwd_values.data();
-    for (std::int64_t i = 0; i < q_nnz; ++i) q[q_idx[i]] += q_val[i];
-    for (std::int64_t r = 0; r < n_rows; ++r) {
-      float dot = 0;
-      for (std::int64_t p = indptr[r]; p < indptr[r + 1]; ++p) dot += q[fwd_indices[p]] * fwd_values[p];
-      acc[r] = dot;
-    }
-    for (std::int64_t i = 0; i < q_nnz; ++i) q[q_idx[i]] = 0.0f;
-    index_kernels::scan_scores(acc, n_rows, top);
-    std::memset(acc, 0, sizeof(float) * static_cast<std::size_t>(n_rows));
   }
   top.write_best_first(ids, scores);
 }

@@ -25,6 +25,9 @@ class ExactIndex final : public SparseIndex {
   bool approximate() const override { return false; }
   std::int64_t n_postings_stored() const override { return nnz(); }
   CsrView forward_view() const override;
+  void for_each_row_chunk(const RowChunkFn& fn, int threads) const override;
+  // Past half of all entries a scatter costs more than reading every row once per tile.
+  std::int64_t all_rows_cost(bool) const override { return nnz() / 2; }
   void add_sections(io::SectionWriter& writer) const override;  // format.cpp
   const ExactLayout& layout() const { return layout_; }
 

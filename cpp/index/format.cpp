@@ -93,6 +93,32 @@ ExactLayout read_exact(const io::SectionReader& rd, const IndexCommon& c) {
   return L;
 }
 
+// Version 5's summaries by feature: every chunk's bits hold one 0 per feature and one 1 per
+// entry, and every entry's block lies in its chunk (index_feature_summaries checks, and notes
+// where every 32nd 0 lies).
+void read_feature_summaries(const io::SectionReader& rd, BlockLayout& L, const IndexCommon& c) {
+  const std::string& source = rd.source();
+  const std::int64_t n_cols = c.n_cols;
+  FeatureSummaries& fs = L.by_feature;
+  fs.list_chunk_ptr = Array<std::int64_t>::view(rd.get<std::int64_t>("sum_list_chunk_ptr", n_cols + 1), n_cols + 1);
+  const std::int64_t n_chunks = static_cast<std::int64_t>(rd.count<std::int64_t>("sum_chunk_entry_ptr")) - 1;
+  if (n_chunks < 0) throw FormatError(concat(source, ": sum_chunk_entry_ptr is empty"));
+  check_monotone(fs.list_chunk_ptr.data(), n_cols, n_chunks, source, "sum_list_chunk_ptr");
+  const std::int64_t width = FeatureSummaries::entry_width(c.is_signed);
+  const std::int64_t n_bytes = static_cast<std::int64_t>(rd.count<std::uint8_t>("sum_entries"));
+  if (n_bytes % width != 0) throw FormatError(concat(source, ": sum_entries is not a whole number of entries"));
+  fs.chunk_entry_ptr =
+      Array<std::int64_t>::view(rd.get<std::int64_t>("sum_chunk_entry_ptr", n_chunks + 1), n_chunks + 1);
+  check_monotone(fs.chunk_entry_ptr.data(), n_chunks, n_bytes / width, source, "sum_chunk_entry_ptr");
+  const std::int64_t n_words = static_cast<std::int64_t>(rd.count<std::uint64_t>("sum_bits"));
+  fs.chunk_word_ptr = Array<std::int64_t>::view(rd.get<std::int64_t>("sum_chunk_word_ptr", n_chunks + 1), n_chunks + 1);
+  check_monotone(fs.chunk_word_ptr.data(), n_chunks, n_words, source, "sum_chunk_word_ptr");
+  fs.bits = Array<std::uint64_t>::view(rd.get<std::uint64_t>("sum_bits", n_words), n_words);
+  fs.entries = Array<std::uint8_t>::view(rd.get<std::uint8_t>("sum_entries", n_bytes), n_bytes);
+  if (!index_feature_summaries(fs, L.list_block_ptr, n_cols, c.is_signed))
+    throw FormatError(concat(source, ": the summaries by feature are damaged"));
+}
+
 // A block's summary entries are u8 multiples of its scale: a scale that is not a finite
 // number >= 0, or one of 0 under non-zero entries, would make its bound wrong (search would
 // skip rows it must score).
@@ -107,7 +133,7 @@ void check_scales(const float* scale, const std::uint8_t* entries, const std::in
   }
 }
 
-// Posting lists, blocks and summaries (the same sections in every version).
+// Posting lists, blocks and summaries (the same sections in every version but 5's choice).
 BlockLayout read_blocks(const io::SectionReader& rd, const IndexCommon& c, std::int64_t n_blocks) {
   const std::string& source = rd.source();
   const std::int64_t n_cols = c.n_cols;
@@ -121,24 +147,34 @@ BlockLayout read_blocks(const io::SectionReader& rd, const IndexCommon& c, std::
   L.list_block_ptr = Array<std::int64_t>::view(rd.get<std::int64_t>("list_block_ptr", n_cols + 1), n_cols + 1);
   check_monotone(L.list_block_ptr.data(), n_cols, n_blocks, source, "list_block_ptr");
   L.block_row_ptr = Array<std::int64_t>::view(rd.get<std::int64_t>("block_row_ptr", n_blocks + 1), n_blocks + 1);
-  L.block_sum_ptr = Array<std::int64_t>::view(rd.get<std::int64_t>("block_sum_ptr", n_blocks + 1), n_blocks + 1);
-  const std::int64_t n_sum = static_cast<std::int64_t>(rd.count<std::uint8_t>("sum_hi"));
-  check_monotone(L.block_sum_ptr.data(), n_blocks, n_sum, source, "block_sum_ptr");
-  if (n_cols <= 65536) {
-    L.sum_features16 = Array<std::uint16_t>::view(rd.get<std::uint16_t>("sum_features", n_sum), n_sum);
-    check_ids(L.sum_features16.data(), n_sum, n_cols, source, "sum_features");
+  if (rd.has("sum_bits")) {
+    read_feature_summaries(rd, L, c);
   } else {
-    L.sum_features32 = Array<std::int32_t>::view(rd.get<std::int32_t>("sum_features", n_sum), n_sum);
-    check_ids(L.sum_features32.data(), n_sum, n_cols, source, "sum_features");
+    const std::int64_t n_sum = static_cast<std::int64_t>(rd.count<std::uint8_t>("sum_hi"));
+    L.block_sum_ptr = Array<std::int64_t>::view(rd.get<std::int64_t>("block_sum_ptr", n_blocks + 1), n_blocks + 1);
+    check_monotone(L.block_sum_ptr.data(), n_blocks, n_sum, source, "block_sum_ptr");
+    if (n_cols <= 65536) {
+      L.sum_features16 = Array<std::uint16_t>::view(rd.get<std::uint16_t>("sum_features", n_sum), n_sum);
+      check_ids(L.sum_features16.data(), n_sum, n_cols, source, "sum_features");
+    } else {
+      L.sum_features32 = Array<std::int32_t>::view(rd.get<std::int32_t>("sum_features", n_sum), n_sum);
+      check_ids(L.sum_features32.data(), n_sum, n_cols, source, "sum_features");
+    }
+    L.sum_hi = Array<std::uint8_t>::view(rd.get<std::uint8_t>("sum_hi", n_sum), n_sum);
+    if (c.is_signed) L.sum_lo = Array<std::uint8_t>::view(rd.get<std::uint8_t>("sum_lo", n_sum), n_sum);
   }
-  L.sum_hi = Array<std::uint8_t>::view(rd.get<std::uint8_t>("sum_hi", n_sum), n_sum);
   L.block_hi_scale = Array<float>::view(rd.get<float>("block_hi_scale", n_blocks), n_blocks);
-  check_scales(L.block_hi_scale.data(), L.sum_hi.data(), L.block_sum_ptr.data(), n_blocks, source, "block_hi_scale");
-  if (c.is_signed) {
-    L.sum_lo = Array<std::uint8_t>::view(rd.get<std::uint8_t>("sum_lo", n_sum), n_sum);
-    L.block_lo_scale = Array<float>::view(rd.get<float>("block_lo_scale", n_blocks), n_blocks);
-    check_scales(L.block_lo_scale.data(), L.sum_lo.data(), L.block_sum_ptr.data(), n_blocks, source,
-                 "block_lo_scale");
+  if (c.is_signed) L.block_lo_scale = Array<float>::view(rd.get<float>("block_lo_scale", n_blocks), n_blocks);
+  if (L.by_feature.present()) {
+    if (!feature_summary_scales_ok(L.by_feature, L.list_block_ptr, n_cols, c.is_signed, L.block_hi_scale.data(),
+                                   c.is_signed ? L.block_lo_scale.data() : nullptr, n_blocks))
+      throw FormatError(concat(source, ": a block scale of the summaries by feature does not scale the block's "
+                                       "summary (not a finite number >= 0, or 0 under non-zero entries)"));
+  } else {
+    check_scales(L.block_hi_scale.data(), L.sum_hi.data(), L.block_sum_ptr.data(), n_blocks, source, "block_hi_scale");
+    if (c.is_signed)
+      check_scales(L.block_lo_scale.data(), L.sum_lo.data(), L.block_sum_ptr.data(), n_blocks, source,
+                   "block_lo_scale");
   }
   return L;
 }
@@ -280,15 +316,22 @@ void ApproxIndex::add_sections(io::SectionWriter& w) const {
   w.add("block_row_ptr", b.block_row_ptr.data(), n_blocks + 1);
   if (r.loc.narrow) w.add("post_loc", r.post_loc32.data(), n_post);
   else w.add("post_loc", r.post_loc64.data(), n_post);
-  w.add("block_sum_ptr", b.block_sum_ptr.data(), n_blocks + 1);
-  if (n_cols() <= 65536) w.add("sum_features", b.sum_features16.data(), n_sum);
-  else w.add("sum_features", b.sum_features32.data(), n_sum);
-  w.add("sum_hi", b.sum_hi.data(), n_sum);
-  w.add("block_hi_scale", b.block_hi_scale.data(), n_blocks);
-  if (is_signed()) {
-    w.add("sum_lo", b.sum_lo.data(), n_sum);
-    w.add("block_lo_scale", b.block_lo_scale.data(), n_blocks);
+  if (b.by_feature.present()) {
+    const FeatureSummaries& fs = b.by_feature;
+    w.add("sum_list_chunk_ptr", fs.list_chunk_ptr.data(), n_cols() + 1);
+    w.add("sum_chunk_entry_ptr", fs.chunk_entry_ptr.data(), fs.n_chunks() + 1);
+    w.add("sum_chunk_word_ptr", fs.chunk_word_ptr.data(), fs.n_chunks() + 1);
+    w.add("sum_bits", fs.bits.data(), fs.bits.size());
+    w.add("sum_entries", fs.entries.data(), fs.entries.size());
+  } else {
+    w.add("block_sum_ptr", b.block_sum_ptr.data(), n_blocks + 1);
+    if (n_cols() <= 65536) w.add("sum_features", b.sum_features16.data(), n_sum);
+    else w.add("sum_features", b.sum_features32.data(), n_sum);
+    w.add("sum_hi", b.sum_hi.data(), n_sum);
+    if (is_signed()) w.add("sum_lo", b.sum_lo.data(), n_sum);
   }
+  w.add("block_hi_scale", b.block_hi_scale.data(), n_blocks);
+  if (is_signed()) w.add("block_lo_scale", b.block_lo_scale.data(), n_blocks);
 }
 
 std::vector<std::uint8_t> SparseIndex::to_bytes() const { return IndexFileWriter(*this).sections.to_bytes(); }

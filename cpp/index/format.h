@@ -1,7 +1,10 @@
 // The index file (a core/io.h section file of kind "SIDX"): what format.cpp reads and writes
 // for the current version, shared with legacy_format.cpp, which migrates older versions.
 //
-// Versions: 4: the records are stored in search order (record_order), row r's at row_unit[r].
+// Versions: 5: block summaries may be stored by feature (feature_summaries.h: sections
+// sum_list_chunk_ptr, sum_chunk_entry_ptr, sum_chunk_word_ptr, sum_bits, sum_entries) instead of
+// by block (block_sum_ptr, sum_features, sum_hi, sum_lo); whichever
+// the file holds is used as it is. 4: the records are stored in search order (record_order), row r's at row_unit[r].
 // 3: approximate indexes store one record per row (fwd_rows, in row order) and postings as
 // record locations (post_loc). 2: compact forward index in separate arrays (fwd_indices as u16
 // when n_cols <= 65536, fwd_half, fwd_row_scale) and postings as row ids (post_rows).
@@ -18,7 +21,7 @@
 
 namespace likeable::index_format {
 
-constexpr std::uint32_t kVersion = 4;
+constexpr std::uint32_t kVersion = 5;
 constexpr const char* kKind = "SIDX";
 
 // Structure is checked as well as checksums: a file that passes both cannot make search read

@@ -53,12 +53,15 @@ void SparseIndex::search(const QueryBatch& queries, const SearchParams& params, 
   check_score_range(queries, common_.max_abs_value);
   const std::int64_t k = params.k, n_cols = this->n_cols();
   const bool exact = !approximate();
+  std::vector<char> done;
+  search_all_rows(queries, params, ids, scores, done);
   // Small batches on one thread: spinning up a team costs more than a few queries.
   const std::int64_t chunk = 4;
   parallel_for(queries.n_queries, chunk, params.threads, [&](std::int64_t begin, std::int64_t end, int) {
     SearchScratch& s = SearchScratch::for_this_thread();
     s.reserve(n_rows(), n_cols, exact, k);
     for (std::int64_t qi = begin; qi < end; ++qi) {
+      if (!done.empty() && done[qi]) continue;
       Query q;
       if (queries.sparse != nullptr) {
         const CsrView& csr = *queries.sparse;

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -32,6 +33,9 @@ struct IndexParams {
   std::int64_t doc_cut = 0;         // components of a row used when clustering it into a block
   std::uint64_t seed = 0;
   int threads = 0;                  // <= 0: every core
+  // How block summaries are stored (feature_summaries.h): kSmaller (what likeable.SparseIndex
+  // builds), or forced one way, for tests of both.
+  enum class Summaries { kSmaller, kByBlock, kByFeature } summaries = Summaries::kSmaller;
 };
 
 // A query batch: either CSR rows or a dense row-major matrix (n_queries x n_cols).
@@ -122,6 +126,15 @@ class SparseIndex {
   // Adds the kind's own sections to a file being written.
   virtual void add_sections(io::SectionWriter& writer) const = 0;
 
+  // Every row as float32 CSR, in chunks of consecutive rows: fn(chunk, first row of the chunk).
+  using RowChunkFn = std::function<void(const CsrView&, std::int64_t)>;
+  virtual void for_each_row_chunk(const RowChunkFn& fn, int threads) const = 0;
+  // Queries whose features' columns hold more than this many entries are answered by scoring
+  // every row (all_rows.cpp): where a kind's own path stops paying (exact) or stops being
+  // accurate (approximate: block bounds cannot prune a dense query). `dense`: the batch came as
+  // a dense array (weights) rather than CSR (codes).
+  virtual std::int64_t all_rows_cost(bool dense) const = 0;
+
   // One query's non-zero components (ids ascending for CSR queries; may repeat).
   struct Query {
     const std::int32_t* idx;
@@ -138,6 +151,12 @@ class SparseIndex {
                                std::vector<std::pair<float, std::int64_t>>& hits) const = 0;
 
   IndexCommon common_;
+
+ private:
+  // The queries above all_rows_cost(), scored against every row by the tiled kernel of
+  // core/tile_scores.h, a batch at a time; marks them in `done`.
+  void search_all_rows(const QueryBatch& queries, const SearchParams& params, std::int64_t* ids, float* scores,
+                       std::vector<char>& done) const;
 };
 
 }  // namespace likeable

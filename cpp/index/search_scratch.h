@@ -26,6 +26,16 @@ struct SearchScratch {
   std::vector<std::int32_t> visited_rows;
   std::vector<std::int32_t> cut;             // the lists visited, by |q_j|
   std::vector<std::pair<float, std::int64_t>> block_order;  // (bound, block)
+  std::vector<std::int32_t> q_features;      // the query's features, ascending (summaries by feature)
+  std::vector<float> bound_pos, bound_neg;   // a chunk's block bounds being summed (by feature)
+  struct Run {
+    std::int32_t feature;
+    std::int64_t chunk, begin, end;
+  };
+  std::vector<std::int32_t> q_weighed;       // the query features that add to bounds
+  std::vector<Run> q_runs;                   // their entries in each visited chunk
+  std::vector<std::pair<float, std::int64_t>> list_bounds;  // (bound, block) of every visited list
+  std::vector<std::int64_t> list_bound_ptr;
 
   void reserve(std::int64_t n_rows, std::int64_t n_cols, bool exact, std::int64_t k) {
     if (exact && scores.size() < static_cast<std::size_t>(n_rows)) scores.resize(n_rows, 0.0f);

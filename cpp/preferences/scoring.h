@@ -18,11 +18,15 @@ struct UserWeights {
   std::int64_t n_features = 0;
 };
 
-// out (n_users x items.n_rows, row-major) = items . w(user_rows[u]).
-// Streams each tile of users' dense weights once (feature-major, so one feature's weights for
-// the whole tile are contiguous) and gathers every item's few active features from it.
+// out (n_users x items.n_rows, row-major) = items . w(user_rows[u]) (core/tile_scores.h: a tile
+// of users' weights is transposed once and every item's few features gathered from it).
 void score_users_items(const UserWeights& weights, const std::int64_t* user_rows, std::int64_t n_users,
                        const CsrView& items, float* out, int threads);
+
+// Each user's k items of largest score (ids/scores n_users x k, best first, ties: lower item),
+// selected while the scores are in registers: the users x items matrix is never built.
+void top_items(const UserWeights& weights, const std::int64_t* user_rows, std::int64_t n_users,
+               const CsrView& items, std::int64_t k, std::int64_t* ids, float* scores, int threads);
 
 // proba[i] = sigmoid(pairs_i . w(user_rows[i]) + base_logit[i]); base_logit may be null.
 void predict_pairs(const UserWeights& weights, const std::int64_t* user_rows, const CsrView& pairs,

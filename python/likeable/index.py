@@ -136,6 +136,17 @@ class SparseIndex(Persistent):
             Row ids by descending score (ties: lower row id first), padded with -1.
         scores : ndarray of float32, shape (n_queries, k)
             Inner products, padded with -inf.
+
+        Notes
+        -----
+        Dense queries are never left to block bounds, which cannot prune them (a summary keeps a
+        block's largest components; a dense query weighs the rest too) and would return low
+        recall silently. The rule, per query: the entries held by the columns of its non-zero
+        features are counted; above half the index's entries (exact kind, any query) or above
+        an eighth (approximate kind, queries given as a dense array), the query is scored
+        against every row by the tiled top-k kernel, and ``query_cut``/``heap_factor`` do not
+        apply. On an approximate index those scores use the stored (half-precision) values, so
+        the answer is exact up to that rounding.
         """
         k = check_positive_int(k, "k")
         if query_cut is None:

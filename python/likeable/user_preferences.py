@@ -428,13 +428,23 @@ class UserPreferences(Estimator, Persistent):
         return dispatch(device, item_codes, gpu=on_gpu, cpu=on_cpu)
 
     def top_items(self, user_ids: Any, index: Any, k: int = 10, strict: bool = False):
-        """Each user's ``k`` best items from ``index`` (e.g. :class:`likeable.SparseIndex`).
+        """Each user's ``k`` best items: ``(ids, scores)``, n_users x k, best first (ties: lower
+        item id), padded with -1 / -inf when there are fewer than ``k`` items.
 
-        Calls ``index.search(weights, k=k)`` with the users' dense weights as queries and
-        returns what it returns (``(ids, scores)``, n_users × k).
+        ``index`` is a :class:`likeable.SparseIndex` (then this is ``index.search(weights, k=k)``
+        with the users' dense weights as queries: both index kinds score every row for them) or
+        the items' sparse codes themselves (SparseCodes / scipy.sparse, n_items x n_features).
+        Either way each user's scores are selected while a tile of users is scored, so the users x
+        items matrix of :meth:`score` is never built.
         """
         k = check_positive_int(k, "k")
-        return index.search(self.weights(user_ids, strict=strict), k=k)
+        if hasattr(index, "search"):
+            return index.search(self.weights(user_ids, strict=strict), k=k)
+        state = self._check_fitted()
+        items = as_pair_codes(index, "items", state.offsets.shape[1], owner="UserPreferences")
+        rows = self._rows(state, user_ids, strict)
+        check_allocation(rows.size * k * 12, f"top {k} items for {rows.size} users")
+        return _core.top_items(state.population32, state.offsets, rows, items, k, resolve_threads(self.threads))
 
     # --- persistence --------------------------------------------------------------------
     def to_bytes(self) -> bytes:

@@ -99,9 +99,9 @@ def test_version_1_file_still_loads():
 
 
 @pytest.mark.parametrize("name", ["signed", "unsigned"])
-@pytest.mark.parametrize("version", [2, 3])
+@pytest.mark.parametrize("version", [2, 3, 4])
 def test_older_approximate_files_still_load_and_search_identically(tmp_path, version, name):
-    # Approximate indexes saved by format versions 2 and 3 (tests/data/make_index_v{2,3}.py, each
+    # Approximate indexes saved by format versions 2, 3 and 4 (tests/data/make_index_v{2,3,4}.py, each
     # written before the next version existed; never regenerate them). Version 2: postings were
     # row ids beside a separate compact forward index; version 3: records in row order. Loading
     # converts them bit for bit (they keep their blocks, so they search exactly as when saved)
@@ -146,6 +146,50 @@ def test_structurally_damaged_records_are_format_errors(rng, tmp_path, section, 
     data[offset + at] ^= value
     (tmp_path / "bad.sidx").write_bytes(bytes(data))
     with pytest.raises(lk.FormatError, match="record|post_loc|outside"):
+        lk.SparseIndex.load(tmp_path / "bad.sidx", verify=False)
+
+
+@pytest.mark.parametrize("signed", [False, True])
+@pytest.mark.parametrize("section,at,value", [
+    ("sum_bits", 0, 0x01),             # one zero too many or too few in a chunk's bit vector
+    ("sum_bits", 9, 0x10),
+    ("sum_entries", 0, 0x80),          # an entry naming a block outside its chunk
+    ("sum_chunk_entry_ptr", 8, 0x01),  # a chunk's entries that do not match its bits
+    ("sum_chunk_word_ptr", 8, 0x01),   # a chunk's bit vector of the wrong length
+    ("sum_list_chunk_ptr", 8, 0x02),   # a list with the wrong number of chunks
+])
+def test_damaged_summaries_by_feature_are_format_errors(rng, tmp_path, signed, section, at, value):
+    # Format 5's summaries by feature (chosen here because they take fewer bytes): with no
+    # checksum verification, the loader's checks alone refuse any section that could make search
+    # read outside the entries or bits.
+    codes, _ = random_codes(rng, 400, 16, density=0.5, signed=signed, integer=True)
+    index = lk.SparseIndex(codes, n_postings=100)
+    data = bytearray(index.to_bytes())
+    offset, _ = section_span(bytes(data), section)  # the section exists: summaries are by feature
+    assert lk.SparseIndex.from_bytes(bytes(data), verify=False).to_bytes() == bytes(data)
+    data[offset + at] ^= value
+    (tmp_path / "bad.sidx").write_bytes(bytes(data))
+    with pytest.raises(lk.FormatError, match="sum_|summaries"):
+        lk.SparseIndex.load(tmp_path / "bad.sidx", verify=False)
+    with pytest.raises(lk.FormatError):
+        lk.SparseIndex.load(tmp_path / "bad.sidx")  # and the checksum catches it too
+
+
+@pytest.mark.parametrize("signed", [False, True])
+@pytest.mark.parametrize("section", ["block_hi_scale", "block_lo_scale"])
+@pytest.mark.parametrize("value", [b"\x00\x00\xc0\x7f", b"\x00\x00\x80\xbf", b"\x00\x00\x00\x00"])  # NaN, -1, 0
+def test_bad_block_scales_under_summaries_by_feature_are_format_errors(rng, tmp_path, signed, section, value):
+    if section == "block_lo_scale" and not signed:
+        pytest.skip("unsigned indexes store no lo scales")
+    codes, _ = random_codes(rng, 400, 16, density=0.5, signed=signed, integer=True)
+    data = bytearray(lk.SparseIndex(codes, n_postings=100).to_bytes())
+    section_span(bytes(data), "sum_bits")  # summaries by feature
+    offset, length = section_span(bytes(data), section)
+    scales = np.frombuffer(bytes(data[offset:offset + length]), np.float32)
+    at = offset + 4 * int(np.argmax(scales > 0))  # a block with non-zero entries has a scale > 0
+    data[at:at + 4] = value
+    (tmp_path / "bad.sidx").write_bytes(bytes(data))
+    with pytest.raises(lk.FormatError, match="scale"):
         lk.SparseIndex.load(tmp_path / "bad.sidx", verify=False)
 
 
