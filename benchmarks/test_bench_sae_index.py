@@ -209,6 +209,12 @@ def test_sae_against_seismic(swept, target, peer):
         INTERLEAVED.extend(_table(swept))
 
 
+def _described(row) -> str:
+    """Our contender in a peer's head-to-head: build, search settings, recall and size."""
+    return (f"{row['build']['n_postings']} {row['search']} (recall {row['recall']:.4f}, "
+            f"{row['nbytes'] / 2**20:.1f} MiB)")
+
+
 def test_sae_against_bmp(swept, tmp_path):
     pytest.importorskip("bmp")
     items, queries, truth = swept["items"], swept["queries"], swept["truth"]
@@ -225,7 +231,7 @@ def test_sae_against_bmp(swept, tmp_path):
     peer = _best(rows, "bmp", target)
     ours = _best(swept["rows"], "likeable", target)
     times = interleaved({"likeable": ours["fn"], "bmp": peer["fn"]}, rounds=3)
-    report_interleaved(f"SAE {swept['items'].shape[0]:,} rows, recall >= {target}, Seismic's {peer}: likeable {ours['search']} vs bmp {peer['search']} "
+    report_interleaved(f"SAE {swept['items'].shape[0]:,} rows, recall >= {target}: likeable {_described(ours)} vs bmp {peer['search']} "
                        f"(recall {peer['recall']:.4f})", times, "likeable", ["bmp"])
 
 
@@ -244,5 +250,5 @@ def test_sae_against_kannolo(swept):
             INTERLEAVED.append(f"[kannolo] no setting reached recall {target}")
             continue
         times = interleaved({"likeable": ours["fn"], "kannolo": peer["fn"]}, rounds=3)
-        report_interleaved(f"SAE {swept['items'].shape[0]:,} rows, recall >= {target}, Seismic's {peer}: likeable {ours['search']} vs kannolo {peer['search']} "
+        report_interleaved(f"SAE {swept['items'].shape[0]:,} rows, recall >= {target}: likeable {_described(ours)} vs kannolo {peer['search']} "
                            f"(recall {peer['recall']:.4f}, {nbytes / 2**20:.1f} MiB)", times, "likeable", ["kannolo"])
