@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 import zlib
 from pathlib import Path
 
@@ -12,11 +15,25 @@ import pytest
 SHARED = Path(os.environ.get("LIKEABLE_SHARED") or Path(__file__).resolve().parents[1].parent / "shared")
 
 
+# Tests write only to temporary folders: hypothesis keeps its example database and constants
+# under .hypothesis/ in the working directory unless told otherwise (children inherit this).
+if "HYPOTHESIS_STORAGE_DIRECTORY" not in os.environ:
+    _hypothesis_dir = tempfile.mkdtemp(prefix="likeable-hypothesis-")
+    os.environ["HYPOTHESIS_STORAGE_DIRECTORY"] = _hypothesis_dir
+    atexit.register(shutil.rmtree, _hypothesis_dir, ignore_errors=True)
+
+
 def shared_path(*parts: str) -> Path:
     path = SHARED.joinpath(*parts)
     if not path.exists():
         pytest.skip(f"{path} is absent (the shared data folder beside the checkout)")
     return path
+
+
+@pytest.fixture(scope="session")
+def minilm_cache(tmp_path_factory) -> Path:
+    """One MiniLM embedding cache for the session's real-data tests (one embedding pass each run)."""
+    return tmp_path_factory.mktemp("likeable-minilm")
 
 
 @pytest.fixture

@@ -446,12 +446,12 @@ def read_two_objectives(path):
 
 
 @pytest.fixture(scope="module")
-def two_objectives(request):
+def two_objectives(minilm_cache):
     data = shared_path("data", "hh_rlhf_two_objectives_test.jsonl.gz")
     model_dir = shared_path("models", "all-MiniLM-L6-v2")
     a, b, labels, users = read_two_objectives(data)
-    # the same on-disk embedding cache as the protocol's two-objective test: one embedding pass
-    embedder = lk.OnnxEmbedder(model_dir, cache_dir=request.config.cache.mkdir("likeable-minilm"))
+    # the session's embedding cache, shared with the protocol's two-objective test: one embedding pass
+    embedder = lk.OnnxEmbedder(model_dir, cache_dir=minilm_cache)
     emb = embedder.embed(a + b)
     ea, eb = emb[:len(a)], emb[len(a):]
     assert ea.shape == (len(labels), 384)

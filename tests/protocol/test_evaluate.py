@@ -161,13 +161,13 @@ def test_mean_user_auc_matches_per_user_loop(rng):
         mean_user_auc(y, s, u[:10])
 
 
-def test_two_objective_users_gain_from_personalization(request, capsys, tmp_path):
+def test_two_objective_users_gain_from_personalization(minilm_cache, capsys, tmp_path):
     """Real data, two users with conflicting goals: the per-user models beat the population's."""
     from conftest import shared_path
 
     data = lk.datasets.load(shared_path("data", "hh_rlhf_two_objectives_test.jsonl.gz"))
     embedder = lk.OnnxEmbedder(shared_path("models", "all-MiniLM-L6-v2"),
-                               cache_dir=request.config.cache.mkdir("likeable-minilm"))
+                               cache_dir=minilm_cache)
     report = lk.evaluate(data, embedder=embedder, config=lk.EvalConfig(progress=False))
     result = json.loads(report.to_json())["personalization"]
     beyond = report.result.fraction_beyond_length["all_features"]
@@ -189,14 +189,14 @@ def test_two_objective_users_gain_from_personalization(request, capsys, tmp_path
 
 
 @pytest.mark.slow
-def test_hh_rlhf_cards_show_pairs_as_text_and_properties_with_r(request, tmp_path):
+def test_hh_rlhf_cards_show_pairs_as_text_and_properties_with_r(minilm_cache, tmp_path):
     """Real data (HH-RLHF harmless, MiniLM): every card shows >= 5 pairs as text; every described
     feature reports its property associations with r and an interval; the report explains itself."""
     from conftest import shared_path
 
     data = lk.datasets.load(shared_path("data", "hh_rlhf_harmless_test.jsonl.gz"))
     embedder = lk.OnnxEmbedder(shared_path("models", "all-MiniLM-L6-v2"),
-                               cache_dir=request.config.cache.mkdir("likeable-minilm"))
+                               cache_dir=minilm_cache)
     report = lk.evaluate(data, embedder=embedder, config=lk.EvalConfig(progress=False))
     r = report.result
     active = [f for f in r.features if f.share_active]
