@@ -114,10 +114,18 @@ const CsrMatrix* owning_csr(const py::array& arr, std::vector<T> CsrMatrix::*mem
   return nullptr;
 }
 
+// A 1-D numpy view of a vector held by `owner` (the bound result object that holds it), which
+// the view keeps alive: results cross without a copy.
+template <class T>
+py::array_t<T> view_of(const std::vector<T>& vec, const py::handle& owner) {
+  return py::array_t<T>({static_cast<py::ssize_t>(vec.size())}, {static_cast<py::ssize_t>(sizeof(T))}, vec.data(),
+                        owner);
+}
+
 // A read-only numpy view of a vector of a Csr held by the Python object `owner`.
 template <class T>
 py::array_t<T> readonly_view(const std::vector<T>& vec, const py::handle& owner) {
-  py::array_t<T> arr({static_cast<py::ssize_t>(vec.size())}, {static_cast<py::ssize_t>(sizeof(T))}, vec.data(), owner);
+  py::array_t<T> arr = view_of(vec, owner);
   py::detail::array_proxy(arr.ptr())->flags &= ~py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
   return arr;
 }
@@ -206,14 +214,6 @@ template <class T>
 std::vector<T> copied_ids(const py::handle& obj, const char* name) {
   const auto arr = exact_vector<T>(obj, name);
   return std::vector<T>(arr.data(), arr.data() + arr.shape(0));
-}
-
-// A 1-D numpy view of a vector held by `owner` (the bound result object that holds it), which
-// the view keeps alive: results cross without a copy.
-template <class T>
-py::array_t<T> view_of(const std::vector<T>& vec, const py::handle& owner) {
-  return py::array_t<T>({static_cast<py::ssize_t>(vec.size())}, {static_cast<py::ssize_t>(sizeof(T))}, vec.data(),
-                        owner);
 }
 
 // A copy of a float32 matrix argument that the core reads more than once (dense queries: a
