@@ -167,6 +167,9 @@ def test_reply_parsing():
     assert _parse_description('Sure! {"description": "uses lists"} done') == "uses lists"
     assert _parse_description('"Loudness"\nextra') == "Loudness"
     assert _parse_description("  ") == "(no description)"
+    # a reply nested too deep is refused before parsing and read as plain text
+    deep = '{"description": ' + "[" * 5000 + "]" * 5000 + '}\nplain words'
+    assert _parse_description(deep) == deep.splitlines()[0][:200]
     for answer, want in [("A", 1), ("b.", -1), ("Tie", 0), ("Response A", 1), ('{"answer": "B"}', -1),
                          ("I pick A.", 1), ("neither", 0)]:
         assert _parse_choice(answer) == want, answer

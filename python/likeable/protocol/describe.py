@@ -20,13 +20,14 @@ description's phrases counted in both texts and its properties measured by the p
 """
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 
+from .. import _json
+from .._core import FormatError
 from .chat import ChatClient
 # Phrase machinery lives in .phrases; its names stay importable from here.
 from .phrases import (STOP_WORDS, ContrastivePhrases, DistinctiveWords, FeatureExamples, Phrase, TextCorpus,  # noqa: F401
@@ -309,10 +310,10 @@ def _parse_description(reply: str) -> str:
     start, end = text.find("{"), text.rfind("}")
     if 0 <= start < end:
         try:
-            value = json.loads(text[start: end + 1]).get("description")
+            value = _json.loads(text[start: end + 1], "the describer's reply").get("description")
             if isinstance(value, str) and value.strip():
                 return " ".join(value.split())[:200]
-        except (ValueError, AttributeError, RecursionError):  # a reply is not trusted to nest sanely
+        except (FormatError, AttributeError):  # not JSON, nested too deep, or not an object
             pass
     line = next((ln for ln in text.splitlines() if ln.strip()), "")
     return " ".join(line.strip().strip('"').split())[:200] or "(no description)"
