@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "core/huge_pages.h"
 #include "core/simd.h"
 #ifdef LIKEABLE_X86_KERNELS
 #include <nmmintrin.h>
@@ -84,15 +85,26 @@ __attribute__((target("sse4.2"))) std::uint32_t crc32c_hw(const std::uint8_t* p,
 }
 #endif
 
+// Bytes the process owns: an ordinary heap vector, or for large files their own huge-page
+// mapping (core/huge_pages.h), since search reads an index at random.
 class HeapBuffer : public Buffer {
  public:
-  explicit HeapBuffer(std::vector<std::uint8_t>&& bytes) : bytes_(std::move(bytes)) {
-    data_ = bytes_.data();
-    size_ = bytes_.size();
+  explicit HeapBuffer(std::size_t n) {
+    if (n >= kHugePageMinBytes) {
+      huge_ = allocate_huge_pages(n);
+      data_ = huge_.get();
+    } else {
+      heap_.resize(n);
+      data_ = heap_.data();
+    }
+    size_ = n;
   }
+  std::uint8_t* bytes() { return const_cast<std::uint8_t*>(data_); }
+  void shrink_to(std::size_t n) { size_ = n; }
 
  private:
-  std::vector<std::uint8_t> bytes_;
+  std::vector<std::uint8_t> heap_;
+  HugePagesMemory huge_;
 };
 
 struct Fd {
@@ -285,7 +297,7 @@ std::shared_ptr<Buffer> map_file(const std::string& path) {
   Fd f;
   f.fd = open_regular(path, st);
   const std::size_t n = static_cast<std::size_t>(st.st_size);
-  if (n == 0) return std::make_shared<HeapBuffer>(std::vector<std::uint8_t>{});
+  if (n == 0) return std::make_shared<HeapBuffer>(0);
   void* addr = ::mmap(nullptr, n, PROT_READ, MAP_PRIVATE, f.fd, 0);
   if (addr == MAP_FAILED) throw_errno("cannot memory-map", path);
   auto buffer = std::make_shared<MappedBuffer>(addr, n, f.fd, stamp_of(st), path);
@@ -298,10 +310,11 @@ std::shared_ptr<Buffer> read_file(const std::string& path) {
   Fd f;
   f.fd = open_regular(path, st);
   const std::size_t n = static_cast<std::size_t>(st.st_size);
-  std::vector<std::uint8_t> bytes(n);
+  auto buffer = std::make_shared<HeapBuffer>(n);
+  std::uint8_t* bytes = buffer->bytes();
   std::size_t got = 0;
   while (got < n) {
-    const ssize_t r = ::read(f.fd, bytes.data() + got, n - got);
+    const ssize_t r = ::read(f.fd, bytes + got, n - got);
     if (r < 0) {
       if (errno == EINTR) continue;
       throw_errno("cannot read", path);
@@ -309,13 +322,15 @@ std::shared_ptr<Buffer> read_file(const std::string& path) {
     if (r == 0) break;
     got += static_cast<std::size_t>(r);
   }
-  bytes.resize(got);
-  return std::make_shared<HeapBuffer>(std::move(bytes));
+  buffer->shrink_to(got);
+  return buffer;
 }
 
 std::shared_ptr<Buffer> copy_bytes(const void* data, std::size_t n) {
   const auto* p = static_cast<const std::uint8_t*>(data);
-  return std::make_shared<HeapBuffer>(std::vector<std::uint8_t>(p, p + n));
+  auto buffer = std::make_shared<HeapBuffer>(n);
+  if (n > 0) std::memcpy(buffer->bytes(), p, n);
+  return buffer;
 }
 
 // ---------------------------------------------------------------------------------------------

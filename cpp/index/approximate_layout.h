@@ -45,8 +45,7 @@ struct BlockLayout {
 
   std::int64_t n_postings() const { return block_row_ptr[n_blocks]; }
   std::int64_t n_summary_entries() const {
-    return by_feature.present() ? by_feature.chunk_entry_ptr[by_feature.n_chunks()]
-                                : static_cast<std::int64_t>(sum_hi.size());
+    return by_feature.present() ? by_feature.n_entries() : static_cast<std::int64_t>(sum_hi.size());
   }
 };
 
@@ -83,6 +82,13 @@ struct RecordLayout {
   Array<std::uint64_t> post_loc64;
 
   std::uint64_t location(std::int64_t p) const { return loc.narrow ? post_loc32[p] : post_loc64[p]; }
+  // The first two cache lines of postings from p on (a block's, as search is about to read them).
+  void prefetch_postings(std::int64_t p) const {
+    const char* at = loc.narrow ? reinterpret_cast<const char*>(post_loc32.data() + p)
+                                : reinterpret_cast<const char*>(post_loc64.data() + p);
+    __builtin_prefetch(at);
+    __builtin_prefetch(at + 64);
+  }
 };
 
 struct ApproxLayout {

@@ -14,7 +14,15 @@ using index_kernels::read_f32;
 using index_kernels::read_u32;
 
 namespace {
-constexpr std::int64_t kPrefetchRows = 16;  // rows whose records are fetched together in search
+constexpr std::int64_t kPrefetchRows = 16;
+constexpr std::size_t kFirstSorted = 32;  // blocks put in order before a list's first is visited
+
+// Every cache line of [begin, end).
+template <class T>
+void prefetch_lines(const T* begin, const T* end) {
+  const char* p = reinterpret_cast<const char*>(reinterpret_cast<std::uintptr_t>(begin) & ~std::uintptr_t{63});
+  for (; p < reinterpret_cast<const char*>(end); p += 64) __builtin_prefetch(p);
+}  // rows whose records are fetched together in search
 }  // namespace
 
 std::vector<std::int64_t> ApproxIndex::block_lengths() const {
@@ -86,7 +94,6 @@ void ApproxIndex::bounds_by_feature(const std::int32_t* lists, std::size_t n_lis
                                     const float* q) const {
   const BlockLayout& L = layout_.blocks;
   const FeatureSummaries& fs = L.by_feature;
-  const std::int64_t n_cols = this->n_cols(), samples = FeatureSummaries::samples_per_chunk(n_cols);
   const bool is_signed = this->is_signed();
   const std::int64_t width = FeatureSummaries::entry_width(is_signed);
   const std::uint8_t* entries = fs.entries.data();
@@ -95,55 +102,87 @@ void ApproxIndex::bounds_by_feature(const std::int32_t* lists, std::size_t n_lis
   for (const std::int32_t f : s.q_features)
     if (is_signed || q[f] > 0) s.q_weighed.push_back(f);
   const std::size_t n_f = s.q_weighed.size();
-  // One run per (chunk of a visited list, query feature), found in passes over all of them so
-  // that their cache misses overlap: each pass issues the loads the next one waits on (the bit
-  // vector's samples, then its words, then the runs' entries).
+  // One group lookup per (visited list, query feature), in the order they are summed.
   s.q_runs.clear();
-  for (std::size_t l = 0; l < n_lists; ++l)
-    for (std::int64_t c = fs.list_chunk_ptr[lists[l]]; c < fs.list_chunk_ptr[lists[l] + 1]; ++c)
-      for (const std::int32_t f : s.q_weighed) {
-        s.q_runs.push_back({f, c, 0, 0});
-        __builtin_prefetch(fs.zero_samples.data() + c * samples + (f > 0 ? f - 1 : 0) / kZeroSample);
-      }
-  for (auto& r : s.q_runs) {
-    const std::uint32_t at = fs.zero_samples[r.chunk * samples + (r.feature > 0 ? r.feature - 1 : 0) / kZeroSample];
-    __builtin_prefetch(fs.bits.data() + fs.chunk_word_ptr[r.chunk] + (at >> 6));
+  for (std::size_t l = 0; l < n_lists; ++l) {
+    const std::int64_t n_chunks = FeatureSummaries::chunks_of(L.list_block_ptr[lists[l] + 1] - L.list_block_ptr[lists[l]]);
+    for (const std::int32_t f : s.q_weighed) s.q_runs.push_back({lists[l], f * n_chunks, 0});
   }
-  for (auto& r : s.q_runs) {
-    fs.run(r.chunk, n_cols, r.feature, r.begin, r.end);
-    __builtin_prefetch(entries + r.begin * width);
-  }
-  // Sums per chunk, in ascending feature order (the order the block-by-block loop sums a
-  // block's entries in), into every visited list's (bound, block) pairs.
-  s.bound_pos.resize(kChunkBlocks);
-  s.bound_neg.resize(kChunkBlocks);
-  float* pos = s.bound_pos.data();
-  float* neg = s.bound_neg.data();
+  // Finding a feature's entries takes three dependent loads (a sample of the bit vector, its
+  // words, then the entries), each likely a cache miss. They go as a pipeline kLookahead runs
+  // deep per stage: while run i is summed, run i + kLookahead's entries, i + 2 * kLookahead's
+  // words and i + 3 * kLookahead's sample are fetched, about as many misses as the core tracks.
+  constexpr std::size_t kLookahead = 8;
+  SearchScratch::Run* runs = s.q_runs.data();
+  const std::size_t n_runs = s.q_runs.size();
+  auto fetch_sample = [&](std::size_t i) {
+    if (i < n_runs && runs[i].group > 0) __builtin_prefetch(fs.sample_for(runs[i].list, runs[i].group));
+  };
+  auto fetch_words = [&](std::size_t i) {
+    if (i < n_runs && runs[i].group > 0)
+      __builtin_prefetch(fs.words(runs[i].list) + (*fs.sample_for(runs[i].list, runs[i].group) >> 6));
+  };
+  auto find_entries = [&](std::size_t i) {
+    if (i >= n_runs) return;
+    runs[i].start = fs.group_start(runs[i].list, runs[i].group);
+    // A feature's entries in a list of 400 blocks take ~40 bytes, so often two cache lines.
+    const std::uint8_t* first = entries + (fs.list_entry_ptr[runs[i].list] + runs[i].start - runs[i].group) * width;
+    __builtin_prefetch(first);
+    __builtin_prefetch(first + 64);
+  };
+  for (std::size_t i = 0; i < 3 * kLookahead; ++i) fetch_sample(i);
+  for (std::size_t i = 0; i < 2 * kLookahead; ++i) fetch_words(i);
+  for (std::size_t i = 0; i < kLookahead; ++i) find_entries(i);
+  // Sums per list, in ascending feature order (the order the block-by-block loop sums a block's
+  // entries in), into every visited list's bounds (one per block, in list order).
   s.list_bounds.clear();
   s.list_bound_ptr.assign(1, 0);
-  const SearchScratch::Run* run = s.q_runs.data();
+  std::size_t i = 0;  // the run being summed
   for (std::size_t l = 0; l < n_lists; ++l) {
-    const std::int64_t b0 = L.list_block_ptr[lists[l]], b1 = L.list_block_ptr[lists[l] + 1];
-    for (std::int64_t c = fs.list_chunk_ptr[lists[l]]; c < fs.list_chunk_ptr[lists[l] + 1]; ++c) {
-      const std::int64_t first = b0 + (c - fs.list_chunk_ptr[lists[l]]) * kChunkBlocks;
-      const std::int64_t n = std::min(kChunkBlocks, b1 - first);
-      std::fill(pos, pos + n, 0.0f);
-      if (is_signed) std::fill(neg, neg + n, 0.0f);
-      for (std::size_t i = 0; i < n_f; ++i, ++run) {
-        const float w = q[run->feature];
-        const std::uint8_t* e = entries + run->begin * width;
-        const std::uint8_t* e_end = entries + run->end * width;
+    const std::int64_t j = lists[l], b0 = L.list_block_ptr[j], n_blocks = L.list_block_ptr[j + 1] - b0;
+    const std::int64_t n_chunks = FeatureSummaries::chunks_of(n_blocks), e0 = fs.list_entry_ptr[j];
+    if (s.bound_pos.size() < static_cast<std::size_t>(n_blocks)) {
+      s.bound_pos.resize(n_blocks);
+      s.bound_neg.resize(n_blocks);
+    }
+    float* pos = s.bound_pos.data();
+    float* neg = s.bound_neg.data();
+    std::fill(pos, pos + n_blocks, 0.0f);
+    if (is_signed) std::fill(neg, neg + n_blocks, 0.0f);
+    const std::uint64_t* words = fs.words(j);
+    if (l + 1 < n_lists) {  // the next list's block scales (read in the last loop below), while this one is summed
+      const std::int64_t next = lists[l + 1];
+      prefetch_lines(L.block_hi_scale.data() + L.list_block_ptr[next], L.block_hi_scale.data() + L.list_block_ptr[next + 1]);
+      if (is_signed)
+        prefetch_lines(L.block_lo_scale.data() + L.list_block_ptr[next], L.block_lo_scale.data() + L.list_block_ptr[next + 1]);
+    }
+    for (std::size_t f = 0; f < n_f; ++f, ++i) {
+      fetch_sample(i + 3 * kLookahead);
+      fetch_words(i + 2 * kLookahead);
+      find_entries(i + kLookahead);
+      const float w = q[s.q_weighed[f]];
+      // The feature's groups, one per chunk, follow one another: each ends at the next 0.
+      std::int64_t at = runs[i].start;
+      for (std::int64_t k = 0, g = runs[i].group; k < n_chunks; ++k, ++g) {
+        const std::int64_t end = FeatureSummaries::next_zero(words, at);
+        const std::uint8_t* e = entries + (e0 + at - g) * width;
+        const std::uint8_t* e_end = entries + (e0 + end - g) * width;
+        float* pos_k = pos + k * kChunkBlocks;
+        float* neg_k = neg + k * kChunkBlocks;
         if (w > 0) {
-          for (; e < e_end; e += width) pos[e[0]] += w * e[1];
+          for (; e < e_end; e += width) pos_k[e[0]] += w * e[1];
         } else {
-          for (; e < e_end; e += width) neg[e[0]] -= w * e[2];
+          for (; e < e_end; e += width) neg_k[e[0]] -= w * e[2];
         }
+        at = end + 1;
       }
-      for (std::int64_t i = 0; i < n; ++i) {
-        float bound = pos[i] * L.block_hi_scale[first + i];
-        if (is_signed) bound += neg[i] * L.block_lo_scale[first + i];
-        s.list_bounds.emplace_back(bound, first + i);
-      }
+    }
+    const float* hi_scale = L.block_hi_scale.data() + b0;
+    const float* lo_scale = is_signed ? L.block_lo_scale.data() + b0 : nullptr;
+    for (std::int64_t b = 0; b < n_blocks; ++b) {
+      float bound = pos[b] * hi_scale[b];
+      if (is_signed) bound += neg[b] * lo_scale[b];
+      s.list_bounds.push_back(bound);
     }
     s.list_bound_ptr.push_back(static_cast<std::int64_t>(s.list_bounds.size()));
   }
@@ -190,18 +229,31 @@ void ApproxIndex::search_one(const Query& query, SearchScratch& s, const SearchP
     if (top.full()) bar = top.worst_key() >= 0 ? top.worst_key() * hf : top.worst_key() / hf;
     s.block_order.clear();
     if (by_feature) {
-      for (std::int64_t i = s.list_bound_ptr[c]; i < s.list_bound_ptr[c + 1]; ++i)
-        if (s.list_bounds[i].first >= bar) s.block_order.push_back(s.list_bounds[i]);
+      const float* bound = s.list_bounds.data() + s.list_bound_ptr[c];
+      for (std::int64_t b = 0; b < b1 - b0; ++b)
+        if (bound[b] >= bar) s.block_order.emplace_back(bound[b], b0 + b);
     } else {
       for (std::int64_t blk = b0; blk < b1; ++blk) {
         const float bound = block_bound(blk, q, use_avx2);
         if (bound >= bar) s.block_order.emplace_back(bound, blk);
       }
     }
-    std::sort(s.block_order.begin(), s.block_order.end(), [](const auto& a, const auto& b) {
-      return a.first > b.first || (a.first == b.first && a.second < b.second);
-    });
-    for (std::size_t o = 0; o < s.block_order.size(); ++o) {
+    // Sorted only as far as the loop below gets: it usually stops after a tenth of the blocks,
+    // so the order is extended in doubling steps (partial sorts) instead of sorted whole.
+    auto higher = [](const auto& a, const auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); };
+    std::size_t sorted = std::min<std::size_t>(kFirstSorted, s.block_order.size());
+    std::partial_sort(s.block_order.begin(), s.block_order.begin() + sorted, s.block_order.end(), higher);
+    // Each block costs three dependent misses (its posting range, its postings, their records):
+    // the next blocks' first two are fetched ahead, so that they overlap this block's records.
+    const std::size_t n_order = s.block_order.size();
+    for (std::size_t o = 0; o < std::min<std::size_t>(2, n_order); ++o)
+      __builtin_prefetch(blocks.block_row_ptr.data() + s.block_order[o].second);
+    for (std::size_t o = 0; o < n_order; ++o) {
+      if (o + 2 >= sorted && sorted < n_order) {  // two ahead: the prefetches below read them
+        const std::size_t more = std::min(n_order, 2 * sorted);
+        std::partial_sort(s.block_order.begin() + sorted, s.block_order.begin() + more, s.block_order.end(), higher);
+        sorted = more;
+      }
       const std::int64_t blk = s.block_order[o].second;
       const float bound = s.block_order[o].first;
       if (top.full()) {
@@ -209,6 +261,8 @@ void ApproxIndex::search_one(const Query& query, SearchScratch& s, const SearchP
         const float threshold = kth >= 0 ? kth * hf : kth / hf;
         if (bound < threshold) break;  // blocks come in descending bound: the rest fail too
       }
+      if (o + 2 < n_order) __builtin_prefetch(blocks.block_row_ptr.data() + s.block_order[o + 2].second);
+      if (o + 1 < n_order) records.prefetch_postings(blocks.block_row_ptr[s.block_order[o + 1].second]);
       // The block's rows go in chunks of kPrefetchRows, each in two passes: prefetch every cache
       // line of every record in the chunk, so their misses overlap, then re-score them. A
       // posting is its row's record location, so no offsets are loaded first; the row id (for

@@ -4,22 +4,41 @@
 #include <cmath>
 #include <vector>
 
+#include "core/errors.h"
 #include "core/parallel.h"
 #include "index/approximate_layout.h"
 
 namespace likeable {
 namespace {
 
-std::int64_t chunks_of(std::int64_t n_blocks) { return (n_blocks + kChunkBlocks - 1) / kChunkBlocks; }
-std::int64_t words_of(std::int64_t n_entries, std::int64_t n_cols) { return (n_entries + n_cols + 63) / 64; }
+using FS = FeatureSummaries;
 
-// Calls fn(list, chunk within the list, first block, block count) for every chunk, lists in order.
-template <class Fn>
-void for_each_chunk(const BlockLayout& b, std::int64_t n_cols, Fn&& fn) {
+// A list's bit vector must stay addressable by the u32 samples.
+constexpr std::int64_t kMaxListBits = std::int64_t{1} << 32;
+
+std::int64_t list_blocks(const Array<std::int64_t>& list_block_ptr, std::int64_t j) {
+  return list_block_ptr[j + 1] - list_block_ptr[j];
+}
+
+// Zeros among the first n_bits bits of words.
+std::int64_t zeros_in(const std::uint64_t* words, std::int64_t n_bits) {
+  std::int64_t zeros = 0;
+  for (std::int64_t w = 0; w * 64 < n_bits; ++w) {
+    const std::int64_t valid = std::min<std::int64_t>(64, n_bits - w * 64);
+    zeros += __builtin_popcountll(~words[w] & (valid == 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << valid) - 1));
+  }
+  return zeros;
+}
+
+// Where list j's entries, words and samples go, each list after the one before.
+void lay_out_lists(const Array<std::int64_t>& list_block_ptr, const std::int64_t* entries_of_list, std::int64_t n_cols,
+                   std::vector<std::int64_t>& entry_ptr, std::vector<std::int64_t>& word_ptr) {
+  entry_ptr.assign(static_cast<std::size_t>(n_cols) + 1, 0);
+  word_ptr.assign(static_cast<std::size_t>(n_cols) + 1, 0);
   for (std::int64_t j = 0; j < n_cols; ++j) {
-    const std::int64_t b0 = b.list_block_ptr[j], b1 = b.list_block_ptr[j + 1];
-    for (std::int64_t i = 0; i < chunks_of(b1 - b0); ++i)
-      fn(j, i, b0 + i * kChunkBlocks, std::min(kChunkBlocks, b1 - b0 - i * kChunkBlocks));
+    const std::int64_t groups = n_cols * FS::chunks_of(list_blocks(list_block_ptr, j));
+    entry_ptr[j + 1] = entry_ptr[j] + entries_of_list[j];
+    word_ptr[j + 1] = word_ptr[j] + FS::words_of(entries_of_list[j] + groups);
   }
 }
 
@@ -31,60 +50,52 @@ std::int64_t summary_bytes_by_block(const BlockLayout& b, std::int64_t n_cols, b
 }
 
 std::int64_t summary_bytes_by_feature(const BlockLayout& b, std::int64_t n_cols, bool is_signed) {
-  std::int64_t chunks = 0, words = 0;
-  for_each_chunk(b, n_cols, [&](std::int64_t, std::int64_t, std::int64_t first, std::int64_t count) {
-    ++chunks;
-    words += words_of(b.block_sum_ptr[first + count] - b.block_sum_ptr[first], n_cols);
-  });
-  const std::int64_t per_entry = 2 + (is_signed ? 1 : 0);
-  return 8 * (n_cols + 1) + 16 * (chunks + 1) + 8 * words + 4 * chunks * FeatureSummaries::samples_per_chunk(n_cols) +
-         per_entry * b.n_summary_entries();
+  std::int64_t words = 0, samples = 0;
+  for (std::int64_t j = 0; j < n_cols; ++j) {
+    const std::int64_t groups = n_cols * FS::chunks_of(list_blocks(b.list_block_ptr, j));
+    const std::int64_t bits =
+        b.block_sum_ptr[b.list_block_ptr[j + 1]] - b.block_sum_ptr[b.list_block_ptr[j]] + groups;
+    if (bits >= kMaxListBits) return INT64_MAX;  // cannot be stored by feature
+    words += FS::words_of(bits);
+    samples += FS::samples_of(groups);
+  }
+  const std::int64_t per_entry = FS::entry_width(is_signed);
+  return 3 * 8 * (n_cols + 1) + 8 * words + 4 * samples + per_entry * b.n_summary_entries();
 }
 
 void store_summaries_by_feature(BlockLayout& b, std::int64_t n_cols, bool is_signed, int threads) {
-  // Where each list's chunks, entries and words go.
-  std::vector<std::int64_t> list_chunk_ptr(n_cols + 1, 0), chunk_entry_ptr{0}, chunk_word_ptr{0};
-  std::vector<std::int64_t> chunk_first, chunk_blocks;
-  for_each_chunk(b, n_cols, [&](std::int64_t j, std::int64_t, std::int64_t first, std::int64_t count) {
-    const std::int64_t n_entries = b.block_sum_ptr[first + count] - b.block_sum_ptr[first];
-    chunk_first.push_back(first);
-    chunk_blocks.push_back(count);
-    chunk_entry_ptr.push_back(chunk_entry_ptr.back() + n_entries);
-    chunk_word_ptr.push_back(chunk_word_ptr.back() + words_of(n_entries, n_cols));
-    list_chunk_ptr[j + 1] = static_cast<std::int64_t>(chunk_first.size());
-  });
-  for (std::int64_t j = 0; j < n_cols; ++j) list_chunk_ptr[j + 1] = std::max(list_chunk_ptr[j + 1], list_chunk_ptr[j]);
-  const std::int64_t n_chunks = static_cast<std::int64_t>(chunk_first.size()), n_entries = chunk_entry_ptr.back();
-  const std::int64_t samples = FeatureSummaries::samples_per_chunk(n_cols);
-  std::vector<std::uint64_t> bits(static_cast<std::size_t>(chunk_word_ptr.back()), ~std::uint64_t{0});
-  const std::int64_t width = FeatureSummaries::entry_width(is_signed);
-  std::vector<std::uint8_t> entries(static_cast<std::size_t>(n_entries * width));
-  std::vector<std::uint32_t> zero_samples(static_cast<std::size_t>(n_chunks * samples), 0);
+  std::vector<std::int64_t> entries_of_list(static_cast<std::size_t>(n_cols));
+  for (std::int64_t j = 0; j < n_cols; ++j)
+    entries_of_list[j] = b.block_sum_ptr[b.list_block_ptr[j + 1]] - b.block_sum_ptr[b.list_block_ptr[j]];
+  std::vector<std::int64_t> entry_ptr, word_ptr;
+  lay_out_lists(b.list_block_ptr, entries_of_list.data(), n_cols, entry_ptr, word_ptr);
+  const std::int64_t width = FS::entry_width(is_signed);
+  std::vector<std::uint64_t> bits(static_cast<std::size_t>(word_ptr.back()), ~std::uint64_t{0});
+  std::vector<std::uint8_t> entries(static_cast<std::size_t>(entry_ptr.back() * width));
   const bool narrow = n_cols <= 65536;
-  parallel_for(n_chunks, 16, threads, [&](std::int64_t begin, std::int64_t end, int) {
-    std::vector<std::int64_t> count(static_cast<std::size_t>(n_cols) + 1, 0);
-    for (std::int64_t c = begin; c < end; ++c) {
-      const std::int64_t first = chunk_first[c];
-      // Counting sort of the chunk's entries by feature (blocks ascending within a feature).
-      const std::int64_t e0 = b.block_sum_ptr[first], e1 = b.block_sum_ptr[first + chunk_blocks[c]];
-      auto feature = [&](std::int64_t e) -> std::int64_t {
-        return narrow ? b.sum_features16[e] : b.sum_features32[e];
+  parallel_for(n_cols, 16, threads, [&](std::int64_t begin, std::int64_t end, int) {
+    std::vector<std::int64_t> count;
+    for (std::int64_t j = begin; j < end; ++j) {
+      const std::int64_t b0 = b.list_block_ptr[j], b1 = b.list_block_ptr[j + 1];
+      const std::int64_t n_chunks = FS::chunks_of(b1 - b0), groups = n_cols * n_chunks;
+      // Counting sort of the list's entries by group (feature, chunk); blocks ascend in a group.
+      auto group = [&](std::int64_t e, std::int64_t blk) -> std::int64_t {
+        const std::int64_t f = narrow ? b.sum_features16[e] : b.sum_features32[e];
+        return f * n_chunks + (blk - b0) / kChunkBlocks;
       };
-      std::fill(count.begin(), count.end(), 0);
-      for (std::int64_t e = e0; e < e1; ++e) ++count[feature(e) + 1];
-      for (std::int64_t f = 0; f < n_cols; ++f) count[f + 1] += count[f];
-      // Zeros: feature f's ends at count[f + 1] + f.
-      std::uint64_t* words = bits.data() + chunk_word_ptr[c];
-      for (std::int64_t f = 0; f < n_cols; ++f) {
-        const std::int64_t at = count[f + 1] + f;
+      count.assign(static_cast<std::size_t>(groups) + 1, 0);
+      for (std::int64_t blk = b0; blk < b1; ++blk)
+        for (std::int64_t e = b.block_sum_ptr[blk]; e < b.block_sum_ptr[blk + 1]; ++e) ++count[group(e, blk) + 1];
+      for (std::int64_t g = 0; g < groups; ++g) count[g + 1] += count[g];
+      std::uint64_t* words = bits.data() + word_ptr[j];
+      for (std::int64_t g = 0; g < groups; ++g) {  // group g ends with a 0 at count[g + 1] + g
+        const std::int64_t at = count[g + 1] + g;
         words[at >> 6] &= ~(std::uint64_t{1} << (at & 63));
-        if (f % kZeroSample == 0) zero_samples[c * samples + f / kZeroSample] = static_cast<std::uint32_t>(at);
       }
-      for (std::int64_t blk = first; blk < first + chunk_blocks[c]; ++blk) {
+      for (std::int64_t blk = b0; blk < b1; ++blk) {
         for (std::int64_t e = b.block_sum_ptr[blk]; e < b.block_sum_ptr[blk + 1]; ++e) {
-          const std::int64_t pos = chunk_entry_ptr[c] + count[feature(e)]++;
-          std::uint8_t* entry = entries.data() + pos * width;
-          entry[0] = static_cast<std::uint8_t>(blk - first);
+          std::uint8_t* entry = entries.data() + (entry_ptr[j] + count[group(e, blk)]++) * width;
+          entry[0] = static_cast<std::uint8_t>((blk - b0) % kChunkBlocks);
           entry[1] = b.sum_hi[e];
           if (is_signed) entry[2] = b.sum_lo[e];
         }
@@ -92,12 +103,14 @@ void store_summaries_by_feature(BlockLayout& b, std::int64_t n_cols, bool is_sig
     }
   });
   FeatureSummaries& s = b.by_feature;
-  s.list_chunk_ptr = Array<std::int64_t>(std::move(list_chunk_ptr));
-  s.chunk_entry_ptr = Array<std::int64_t>(std::move(chunk_entry_ptr));
-  s.chunk_word_ptr = Array<std::int64_t>(std::move(chunk_word_ptr));
+  s.list_entry_ptr = Array<std::int64_t>(std::move(entry_ptr));
+  s.list_word_ptr = Array<std::int64_t>(std::move(word_ptr));
   s.bits = Array<std::uint64_t>(std::move(bits));
   s.entries = Array<std::uint8_t>(std::move(entries));
-  s.zero_samples = Array<std::uint32_t>(std::move(zero_samples));
+  // Built right, so the checks pass; they also compute the samples. The scales were checked
+  // when made (the by-block layout's), so they are not passed again.
+  const std::string wrong = index_feature_summaries(s, b.list_block_ptr, n_cols, is_signed, nullptr, nullptr);
+  LIKEABLE_CHECK(wrong.empty(), "internal error: built summaries by feature fail their check: ", wrong);
   b.sum_hi = Array<std::uint8_t>();
   b.sum_lo = Array<std::uint8_t>();
   b.block_sum_ptr = Array<std::int64_t>();
@@ -105,61 +118,108 @@ void store_summaries_by_feature(BlockLayout& b, std::int64_t n_cols, bool is_sig
   b.sum_features32 = Array<std::int32_t>();
 }
 
-bool index_feature_summaries(FeatureSummaries& s, const Array<std::int64_t>& list_block_ptr, std::int64_t n_cols,
-                             bool is_signed) {
-  const std::int64_t width = FeatureSummaries::entry_width(is_signed);
-  const std::int64_t n_chunks = s.n_chunks(), samples = FeatureSummaries::samples_per_chunk(n_cols);
-  std::vector<std::uint32_t> zero_samples(static_cast<std::size_t>(n_chunks * samples), 0);
-  for (std::int64_t j = 0; j < n_cols; ++j) {
-    const std::int64_t n_blk = list_block_ptr[j + 1] - list_block_ptr[j];
-    if (s.list_chunk_ptr[j + 1] - s.list_chunk_ptr[j] != chunks_of(n_blk)) return false;
-    for (std::int64_t c = s.list_chunk_ptr[j]; c < s.list_chunk_ptr[j + 1]; ++c) {
-      const std::int64_t e0 = s.chunk_entry_ptr[c], e1 = s.chunk_entry_ptr[c + 1];
-      const std::int64_t w0 = s.chunk_word_ptr[c], w1 = s.chunk_word_ptr[c + 1];
-      if (w1 - w0 != words_of(e1 - e0, n_cols)) return false;
-      const std::int64_t chunk_blocks = std::min(kChunkBlocks, n_blk - (c - s.list_chunk_ptr[j]) * kChunkBlocks);
-      for (std::int64_t e = e0; e < e1; ++e)
-        if (s.entries[e * width] >= chunk_blocks) return false;
-      // Exactly n_cols zeros among the first (entries + n_cols) bits; note every 32nd.
-      const std::int64_t length = e1 - e0 + n_cols;
-      std::int64_t zeros = 0;
-      for (std::int64_t w = 0; w * 64 < length; ++w) {
-        const std::int64_t valid = std::min<std::int64_t>(64, length - w * 64);
-        std::uint64_t z = ~s.bits[w0 + w] & (valid == 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << valid) - 1);
-        const std::int64_t n = __builtin_popcountll(z);
-        if (zeros + n > n_cols) return false;
-        if ((zeros + n - 1) / kZeroSample != (zeros - 1) / kZeroSample || zeros == 0) {  // a sample falls here
-          for (std::int64_t k = zeros; z != 0; ++k, z &= z - 1)
-            if (k % kZeroSample == 0)
-              zero_samples[c * samples + k / kZeroSample] = static_cast<std::uint32_t>(w * 64 + __builtin_ctzll(z));
-        }
-        zeros += n;
-      }
-      if (zeros != n_cols) return false;
-    }
+std::string index_feature_summaries(FeatureSummaries& s, const Array<std::int64_t>& list_block_ptr,
+                                    std::int64_t n_cols, bool is_signed, const float* hi_scale,
+                                    const float* lo_scale) {
+  const std::int64_t width = FS::entry_width(is_signed);
+  auto scale_ok = [](float x) { return std::isfinite(x) && x >= 0; };
+  if (hi_scale != nullptr) {
+    const std::int64_t n_blocks = list_block_ptr[n_cols];
+    for (std::int64_t blk = 0; blk < n_blocks; ++blk)
+      if (!scale_ok(hi_scale[blk]) || (is_signed && !scale_ok(lo_scale[blk])))
+        return concat("the scale of block ", blk, " is not a finite number >= 0");
   }
-  s.zero_samples = Array<std::uint32_t>(std::move(zero_samples));
-  return true;
+  std::vector<std::int64_t> sample_ptr(static_cast<std::size_t>(n_cols) + 1, 0);
+  for (std::int64_t j = 0; j < n_cols; ++j)
+    sample_ptr[j + 1] = sample_ptr[j] + FS::samples_of(n_cols * FS::chunks_of(list_blocks(list_block_ptr, j)));
+  std::vector<std::uint32_t> samples(static_cast<std::size_t>(sample_ptr.back()));
+  for (std::int64_t j = 0; j < n_cols; ++j) {
+    const std::int64_t b0 = list_block_ptr[j], n_blocks = list_blocks(list_block_ptr, j);
+    const std::int64_t n_chunks = FS::chunks_of(n_blocks), groups = n_cols * n_chunks;
+    const std::int64_t e0 = s.list_entry_ptr[j], n_bits = s.list_entry_ptr[j + 1] - e0 + groups;
+    if (n_bits >= kMaxListBits) return concat("list ", j, "'s bit vector is too long");
+    if (s.list_word_ptr[j + 1] - s.list_word_ptr[j] != FS::words_of(n_bits))
+      return concat("list ", j, "'s bit vector has ", s.list_word_ptr[j + 1] - s.list_word_ptr[j], " words, expected ",
+                    FS::words_of(n_bits));
+    const std::uint64_t* words = s.bits.data() + s.list_word_ptr[j];
+    // Exactly one 0 per group within the length, so the walk below stays inside the words.
+    if (zeros_in(words, n_bits) != groups) return concat("list ", j, "'s bit vector does not hold ", groups, " groups");
+    std::int64_t at = 0;
+    for (std::int64_t g = 0; g < groups; ++g) {
+      const std::int64_t end = FS::next_zero(words, at);
+      if (g % kZeroSample == 0) samples[sample_ptr[j] + g / kZeroSample] = static_cast<std::uint32_t>(end);
+      const std::int64_t chunk = g % n_chunks, first = b0 + chunk * kChunkBlocks;
+      const std::int64_t chunk_blocks = std::min(kChunkBlocks, n_blocks - chunk * kChunkBlocks);
+      for (std::int64_t e = e0 + at - g; e < e0 + end - g; ++e) {
+        const std::uint8_t* entry = s.entries.data() + e * width;
+        if (entry[0] >= chunk_blocks) return concat("entry ", e, " names a block outside its chunk");
+        if (hi_scale != nullptr &&
+            ((entry[1] != 0 && hi_scale[first + entry[0]] == 0) || (is_signed && entry[2] != 0 && lo_scale[first + entry[0]] == 0)))
+          return concat("the scale of block ", first + entry[0], " is 0 under non-zero entries");
+      }
+      at = end + 1;
+    }
+    if (at != n_bits) return concat("list ", j, " holds entries after its last group");
+  }
+  s.list_sample_ptr = Array<std::int64_t>(std::move(sample_ptr));
+  s.zero_samples = Array<std::uint32_t>(std::move(samples));
+  return {};
 }
 
-bool feature_summary_scales_ok(const FeatureSummaries& s, const Array<std::int64_t>& list_block_ptr,
-                               std::int64_t n_cols, bool is_signed, const float* hi_scale, const float* lo_scale,
-                               std::int64_t n_blocks) {
-  auto ok = [](float x) { return std::isfinite(x) && x >= 0; };
-  for (std::int64_t b = 0; b < n_blocks; ++b)
-    if (!ok(hi_scale[b]) || (is_signed && !ok(lo_scale[b]))) return false;
-  const std::int64_t width = FeatureSummaries::entry_width(is_signed);
+std::string migrate_feature_summaries_v5(const FeatureSummariesV5& v5, const Array<std::int64_t>& list_block_ptr,
+                                         std::int64_t n_cols, bool is_signed, FeatureSummaries& out) {
+  const std::int64_t width = FS::entry_width(is_signed);
+  std::vector<std::int64_t> entries_of_list(static_cast<std::size_t>(n_cols));
   for (std::int64_t j = 0; j < n_cols; ++j) {
-    for (std::int64_t c = s.list_chunk_ptr[j]; c < s.list_chunk_ptr[j + 1]; ++c) {
-      const std::int64_t first = list_block_ptr[j] + (c - s.list_chunk_ptr[j]) * kChunkBlocks;
-      for (std::int64_t e = s.chunk_entry_ptr[c]; e < s.chunk_entry_ptr[c + 1]; ++e) {
-        const std::uint8_t* entry = s.entries.data() + e * width;
-        if (entry[1] != 0 && hi_scale[first + entry[0]] == 0) return false;
-        if (is_signed && entry[2] != 0 && lo_scale[first + entry[0]] == 0) return false;
+    const std::int64_t c0 = v5.list_chunk_ptr[j], c1 = v5.list_chunk_ptr[j + 1];
+    if (c1 - c0 != FS::chunks_of(list_blocks(list_block_ptr, j)))
+      return concat("list ", j, " has ", c1 - c0, " chunks, expected ", FS::chunks_of(list_blocks(list_block_ptr, j)));
+    for (std::int64_t c = c0; c < c1; ++c) {  // one 0 per feature within the chunk's length
+      const std::int64_t n_bits = v5.chunk_entry_ptr[c + 1] - v5.chunk_entry_ptr[c] + n_cols;
+      if (v5.chunk_word_ptr[c + 1] - v5.chunk_word_ptr[c] != FS::words_of(n_bits))
+        return concat("chunk ", c, "'s bit vector has the wrong length");
+      if (zeros_in(v5.bits + v5.chunk_word_ptr[c], n_bits) != n_cols)
+        return concat("chunk ", c, "'s bit vector does not hold ", n_cols, " features");
+    }
+    entries_of_list[j] = v5.chunk_entry_ptr[c1] - v5.chunk_entry_ptr[c0];
+  }
+  std::vector<std::int64_t> entry_ptr, word_ptr;
+  lay_out_lists(list_block_ptr, entries_of_list.data(), n_cols, entry_ptr, word_ptr);
+  std::vector<std::uint64_t> bits(static_cast<std::size_t>(word_ptr.back()), ~std::uint64_t{0});
+  std::vector<std::uint8_t> entries(static_cast<std::size_t>(entry_ptr.back() * width));
+  std::vector<std::int64_t> run_start;  // per chunk of the list, per feature: its first entry
+  for (std::int64_t j = 0; j < n_cols; ++j) {
+    const std::int64_t c0 = v5.list_chunk_ptr[j], n_chunks = v5.list_chunk_ptr[j + 1] - c0;
+    run_start.resize(static_cast<std::size_t>(n_chunks * (n_cols + 1)));
+    for (std::int64_t k = 0; k < n_chunks; ++k) {
+      const std::uint64_t* words = v5.bits + v5.chunk_word_ptr[c0 + k];
+      std::int64_t at = 0;
+      for (std::int64_t f = 0; f < n_cols; ++f) {
+        run_start[k * (n_cols + 1) + f] = v5.chunk_entry_ptr[c0 + k] + at - f;
+        at = FS::next_zero(words, at) + 1;
+      }
+      run_start[k * (n_cols + 1) + n_cols] = v5.chunk_entry_ptr[c0 + k] + at - n_cols;
+      if (run_start[k * (n_cols + 1) + n_cols] != v5.chunk_entry_ptr[c0 + k + 1])
+        return concat("chunk ", c0 + k, " holds entries after its last feature");
+    }
+    // Group (f, k) is chunk k's run of feature f, moved as it is.
+    std::int64_t written = 0;
+    std::uint64_t* words = bits.data() + word_ptr[j];
+    for (std::int64_t f = 0; f < n_cols; ++f) {
+      for (std::int64_t k = 0; k < n_chunks; ++k) {
+        const std::int64_t from = run_start[k * (n_cols + 1) + f], to = run_start[k * (n_cols + 1) + f + 1];
+        std::copy(v5.entries + from * width, v5.entries + to * width, entries.data() + (entry_ptr[j] + written) * width);
+        written += to - from;
+        const std::int64_t at = written + f * n_chunks + k;  // the group's closing 0
+        words[at >> 6] &= ~(std::uint64_t{1} << (at & 63));
       }
     }
   }
-  return true;
+  out.list_entry_ptr = Array<std::int64_t>(std::move(entry_ptr));
+  out.list_word_ptr = Array<std::int64_t>(std::move(word_ptr));
+  out.bits = Array<std::uint64_t>(std::move(bits));
+  out.entries = Array<std::uint8_t>(std::move(entries));
+  return {};
 }
 
 }  // namespace likeable

@@ -1,4 +1,4 @@
-// Block summaries stored by feature (file format version 5), chosen at build time wherever they
+// Block summaries stored by feature (file format version 6), chosen at build time wherever they
 // take fewer bytes than block by block: SAE codes (4096 features, 32 active per row) are such a
 // case, learned sparse text vectors over 30k terms are not.
 //
@@ -10,19 +10,23 @@
 // the same). The bounds are the same sums (in ascending feature order, as the portable
 // block-by-block loop adds them).
 //
-// Layout. A list's blocks are summarised in chunks of at most kChunkBlocks consecutive blocks
-// (so a block is a u8 within its chunk); list j's chunks are [list_chunk_ptr[j],
-// list_chunk_ptr[j+1]), chunk i of the list covers blocks list_block_ptr[j] + i * kChunkBlocks
-// onward. A chunk's entries [chunk_entry_ptr[c], chunk_entry_ptr[c+1]) are sorted by feature,
-// then block, each stored as (block within the chunk, hi[, lo]) u8s side by side (one cache
-// line holds a run's blocks and values); its bit vector (words [chunk_word_ptr[c], chunk_word_ptr[c+1]) of `bits`) holds, for
-// each feature f in order, one 1 per entry of f and then a 0 (E_c + n_cols bits, the rest of the
-// last word 1s). So f's entries are [zero(f-1) + 1 - f, zero(f) - f), zero(i) being the position
-// of the i-th 0; zero_samples (computed when built or loaded, not stored) holds every 32nd zero's
-// position, from which a lookup scans a word or two.
+// Layout. A block is named by a u8 within its chunk of kChunkBlocks consecutive blocks of its
+// list (a u16 would add a byte to each of ~110M entries of a 1M-row index). List j, with
+// n_chunks = chunks_of(its blocks), keeps its entries [list_entry_ptr[j], list_entry_ptr[j+1])
+// in groups g = f * n_chunks + k (feature f, chunk k), groups in order, blocks ascending within
+// one; each entry is (block within its chunk, hi[, lo]) u8s side by side. Its bit vector (words
+// [list_word_ptr[j], list_word_ptr[j+1]) of `bits`) holds, for each group in order, one 1 per
+// entry and then a 0 (E_j + n_cols * n_chunks bits, the rest of the last word 1s). So one lookup
+// of the 0 that ends group f * n_chunks - 1 finds all of feature f's entries, contiguous, and the
+// next n_chunks 0s (a word or two on) split them by chunk. Format 5 split lists into chunks with
+// a bit vector each, so a query feature cost one lookup per chunk: lists of over 256 blocks (1M
+// rows, n_postings 4000) paid two and more, and search slowed with list length (legacy format
+// 5 files are converted on load). zero_samples (computed when built or loaded, not stored) holds
+// every 32nd 0's position per list, from which a lookup scans a word or two.
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include "index/layout.h"
 
@@ -34,35 +38,40 @@ constexpr std::int64_t kChunkBlocks = 256;
 constexpr std::int64_t kZeroSample = 32;
 
 struct FeatureSummaries {
-  Array<std::int64_t> list_chunk_ptr;   // n_cols + 1 (empty: summaries are stored by block)
-  Array<std::int64_t> chunk_entry_ptr;  // n_chunks + 1
-  Array<std::int64_t> chunk_word_ptr;   // n_chunks + 1
+  Array<std::int64_t> list_entry_ptr;   // n_cols + 1 (empty: summaries are stored by block)
+  Array<std::int64_t> list_word_ptr;    // n_cols + 1
   Array<std::uint64_t> bits;
   Array<std::uint8_t> entries;          // entry_width(signed) u8s per entry: block, hi[, lo]
-  Array<std::uint32_t> zero_samples;    // samples_per_chunk(n_cols) per chunk
+  Array<std::int64_t> list_sample_ptr;  // n_cols + 1: list j's samples in zero_samples
+  Array<std::uint32_t> zero_samples;    // every 32nd 0's position in its list's bits
 
-  bool present() const { return !list_chunk_ptr.empty(); }
-  std::int64_t n_chunks() const { return static_cast<std::int64_t>(chunk_entry_ptr.size()) - 1; }
-  static std::int64_t samples_per_chunk(std::int64_t n_cols) { return n_cols / kZeroSample + 1; }
+  bool present() const { return !list_entry_ptr.empty(); }
+  std::int64_t n_entries() const { return present() ? list_entry_ptr[static_cast<std::int64_t>(list_entry_ptr.size()) - 1] : 0; }
+  static std::int64_t chunks_of(std::int64_t n_blocks) { return (n_blocks + kChunkBlocks - 1) / kChunkBlocks; }
   static std::int64_t entry_width(bool is_signed) { return is_signed ? 3 : 2; }
+  static std::int64_t words_of(std::int64_t n_bits) { return (n_bits + 63) / 64; }
+  static std::int64_t samples_of(std::int64_t n_zeros) { return (n_zeros + kZeroSample - 1) / kZeroSample; }
 
-  // Entries [begin, end) of feature f in chunk c.
-  void run(std::int64_t c, std::int64_t n_cols, std::int32_t f, std::int64_t& begin, std::int64_t& end) const {
-    const std::uint64_t* words = bits.data() + chunk_word_ptr[c];
-    const std::int64_t after = f == 0 ? 0 : zero(words, c, n_cols, f - 1) + 1;  // where f's run starts
-    // The next 0 at or after `after` ends it.
-    std::int64_t w = after >> 6;
-    std::uint64_t zeros = ~words[w] & (~std::uint64_t{0} << (after & 63));
+  const std::uint64_t* words(std::int64_t j) const { return bits.data() + list_word_ptr[j]; }
+  // Where group g (> 0) of list j starts: just after its list's (g-1)-th 0 (the sample to read
+  // first is sample_for(j, g)).
+  const std::uint32_t* sample_for(std::int64_t j, std::int64_t g) const {
+    return zero_samples.data() + list_sample_ptr[j] + (g - 1) / kZeroSample;
+  }
+  std::int64_t group_start(std::int64_t j, std::int64_t g) const { return g == 0 ? 0 : zero(j, g - 1) + 1; }
+  // The first 0 at or after bit `from` (one must follow: every group ends with one).
+  static std::int64_t next_zero(const std::uint64_t* words, std::int64_t from) {
+    std::int64_t w = from >> 6;
+    std::uint64_t zeros = ~words[w] & (~std::uint64_t{0} << (from & 63));
     while (zeros == 0) zeros = ~words[++w];
-    const std::int64_t at = (w << 6) + __builtin_ctzll(zeros);
-    begin = chunk_entry_ptr[c] + after - f;
-    end = chunk_entry_ptr[c] + at - f;
+    return (w << 6) + __builtin_ctzll(zeros);
   }
 
  private:
-  // Position of the i-th 0 of the chunk's bits (i < n_cols).
-  std::int64_t zero(const std::uint64_t* words, std::int64_t c, std::int64_t n_cols, std::int64_t i) const {
-    const std::int64_t from = zero_samples[c * samples_per_chunk(n_cols) + i / kZeroSample];
+  // Position of list j's i-th 0.
+  std::int64_t zero(std::int64_t j, std::int64_t i) const {
+    const std::uint64_t* words = this->words(j);
+    const std::int64_t from = zero_samples[list_sample_ptr[j] + i / kZeroSample];
     std::int64_t left = i % kZeroSample;  // zeros still to pass after `from`
     std::int64_t w = from >> 6;
     std::uint64_t zeros = ~words[w] & (~std::uint64_t{0} << (from & 63));
@@ -85,16 +94,28 @@ std::int64_t summary_bytes_by_feature(const BlockLayout& blocks, std::int64_t n_
 // values arrays are dropped).
 void store_summaries_by_feature(BlockLayout& blocks, std::int64_t n_cols, bool is_signed, int threads);
 
-// Computes zero_samples from the bits, checking that every chunk holds exactly n_cols zeros and
-// one 1 per entry, and that every entry's block lies in its chunk; false if not.
-bool index_feature_summaries(FeatureSummaries& s, const Array<std::int64_t>& list_block_ptr, std::int64_t n_cols,
-                             bool is_signed);
+// Checks the summaries of a loaded file against its lists (every list's bits hold one 0 per
+// group within their length and one 1 per entry, every entry's block lies in its chunk, every
+// scale is a finite number >= 0 and 0 only where every entry of its block is 0, else the bound
+// would be 0 and search would skip rows it must score; lo_scale: signed indexes, else null), and
+// computes the samples. Returns what is wrong, or an empty string.
+std::string index_feature_summaries(FeatureSummaries& s, const Array<std::int64_t>& list_block_ptr,
+                                    std::int64_t n_cols, bool is_signed, const float* hi_scale,
+                                    const float* lo_scale);
 
-// The blocks' scales (lo_scale: signed indexes, else null): each a finite number >= 0, and 0
-// only where every entry of its block is 0 (else the bound would be 0 and search would skip rows
-// it must score); false if not.
-bool feature_summary_scales_ok(const FeatureSummaries& s, const Array<std::int64_t>& list_block_ptr,
-                               std::int64_t n_cols, bool is_signed, const float* hi_scale, const float* lo_scale,
-                               std::int64_t n_blocks);
+// Format 5's summaries by feature, in chunks of 256 blocks each with its own bit vector of one 0
+// per feature: checked (one 0 per feature and one 1 per entry in each chunk's bits, every
+// entry's block in its chunk) and regrouped into format 6's lists (the same entries, moved).
+// Returns what is wrong, or an empty string.
+struct FeatureSummariesV5 {
+  const std::int64_t* list_chunk_ptr;  // n_cols + 1
+  const std::int64_t* chunk_entry_ptr;  // n_chunks + 1
+  const std::int64_t* chunk_word_ptr;   // n_chunks + 1
+  const std::uint64_t* bits;
+  const std::uint8_t* entries;
+  std::int64_t n_chunks;
+};
+std::string migrate_feature_summaries_v5(const FeatureSummariesV5& v5, const Array<std::int64_t>& list_block_ptr,
+                                         std::int64_t n_cols, bool is_signed, FeatureSummaries& out);
 
 }  // namespace likeable

@@ -93,30 +93,41 @@ ExactLayout read_exact(const io::SectionReader& rd, const IndexCommon& c) {
   return L;
 }
 
-// Version 5's summaries by feature: every chunk's bits hold one 0 per feature and one 1 per
-// entry, and every entry's block lies in its chunk (index_feature_summaries checks, and notes
-// where every 32nd 0 lies).
+// Summaries by feature (feature_summaries.h): version 6's as stored, version 5's (chunks of 256
+// blocks with a bit vector each) regrouped by list. Their structure is checked here, their values
+// against the block scales once those are read (read_blocks).
 void read_feature_summaries(const io::SectionReader& rd, BlockLayout& L, const IndexCommon& c) {
   const std::string& source = rd.source();
   const std::int64_t n_cols = c.n_cols;
   FeatureSummaries& fs = L.by_feature;
-  fs.list_chunk_ptr = Array<std::int64_t>::view(rd.get<std::int64_t>("sum_list_chunk_ptr", n_cols + 1), n_cols + 1);
-  const std::int64_t n_chunks = static_cast<std::int64_t>(rd.count<std::int64_t>("sum_chunk_entry_ptr")) - 1;
-  if (n_chunks < 0) throw FormatError(concat(source, ": sum_chunk_entry_ptr is empty"));
-  check_monotone(fs.list_chunk_ptr.data(), n_cols, n_chunks, source, "sum_list_chunk_ptr");
   const std::int64_t width = FeatureSummaries::entry_width(c.is_signed);
   const std::int64_t n_bytes = static_cast<std::int64_t>(rd.count<std::uint8_t>("sum_entries"));
   if (n_bytes % width != 0) throw FormatError(concat(source, ": sum_entries is not a whole number of entries"));
-  fs.chunk_entry_ptr =
-      Array<std::int64_t>::view(rd.get<std::int64_t>("sum_chunk_entry_ptr", n_chunks + 1), n_chunks + 1);
-  check_monotone(fs.chunk_entry_ptr.data(), n_chunks, n_bytes / width, source, "sum_chunk_entry_ptr");
   const std::int64_t n_words = static_cast<std::int64_t>(rd.count<std::uint64_t>("sum_bits"));
-  fs.chunk_word_ptr = Array<std::int64_t>::view(rd.get<std::int64_t>("sum_chunk_word_ptr", n_chunks + 1), n_chunks + 1);
-  check_monotone(fs.chunk_word_ptr.data(), n_chunks, n_words, source, "sum_chunk_word_ptr");
-  fs.bits = Array<std::uint64_t>::view(rd.get<std::uint64_t>("sum_bits", n_words), n_words);
-  fs.entries = Array<std::uint8_t>::view(rd.get<std::uint8_t>("sum_entries", n_bytes), n_bytes);
-  if (!index_feature_summaries(fs, L.list_block_ptr, n_cols, c.is_signed))
-    throw FormatError(concat(source, ": the summaries by feature are damaged"));
+  const std::uint64_t* bits = rd.get<std::uint64_t>("sum_bits", n_words);
+  const std::uint8_t* entries = rd.get<std::uint8_t>("sum_entries", n_bytes);
+  if (!rd.has("sum_list_chunk_ptr")) {
+    fs.list_entry_ptr = Array<std::int64_t>::view(rd.get<std::int64_t>("sum_list_entry_ptr", n_cols + 1), n_cols + 1);
+    check_monotone(fs.list_entry_ptr.data(), n_cols, n_bytes / width, source, "sum_list_entry_ptr");
+    fs.list_word_ptr = Array<std::int64_t>::view(rd.get<std::int64_t>("sum_list_word_ptr", n_cols + 1), n_cols + 1);
+    check_monotone(fs.list_word_ptr.data(), n_cols, n_words, source, "sum_list_word_ptr");
+    fs.bits = Array<std::uint64_t>::view(bits, n_words);
+    fs.entries = Array<std::uint8_t>::view(entries, n_bytes);
+    return;
+  }
+  FeatureSummariesV5 v5{};
+  v5.list_chunk_ptr = rd.get<std::int64_t>("sum_list_chunk_ptr", n_cols + 1);
+  v5.n_chunks = static_cast<std::int64_t>(rd.count<std::int64_t>("sum_chunk_entry_ptr")) - 1;
+  if (v5.n_chunks < 0) throw FormatError(concat(source, ": sum_chunk_entry_ptr is empty"));
+  check_monotone(v5.list_chunk_ptr, n_cols, v5.n_chunks, source, "sum_list_chunk_ptr");
+  v5.chunk_entry_ptr = rd.get<std::int64_t>("sum_chunk_entry_ptr", v5.n_chunks + 1);
+  check_monotone(v5.chunk_entry_ptr, v5.n_chunks, n_bytes / width, source, "sum_chunk_entry_ptr");
+  v5.chunk_word_ptr = rd.get<std::int64_t>("sum_chunk_word_ptr", v5.n_chunks + 1);
+  check_monotone(v5.chunk_word_ptr, v5.n_chunks, n_words, source, "sum_chunk_word_ptr");
+  v5.bits = bits;
+  v5.entries = entries;
+  const std::string wrong = migrate_feature_summaries_v5(v5, L.list_block_ptr, n_cols, c.is_signed, fs);
+  if (!wrong.empty()) throw FormatError(concat(source, ": the summaries by feature are damaged: ", wrong));
 }
 
 // A block's summary entries are u8 multiples of its scale: a scale that is not a finite
@@ -133,7 +144,7 @@ void check_scales(const float* scale, const std::uint8_t* entries, const std::in
   }
 }
 
-// Posting lists, blocks and summaries (the same sections in every version but 5's choice).
+// Posting lists, blocks and summaries (the same sections in every version but 5's and 6's choice).
 BlockLayout read_blocks(const io::SectionReader& rd, const IndexCommon& c, std::int64_t n_blocks) {
   const std::string& source = rd.source();
   const std::int64_t n_cols = c.n_cols;
@@ -166,10 +177,10 @@ BlockLayout read_blocks(const io::SectionReader& rd, const IndexCommon& c, std::
   L.block_hi_scale = Array<float>::view(rd.get<float>("block_hi_scale", n_blocks), n_blocks);
   if (c.is_signed) L.block_lo_scale = Array<float>::view(rd.get<float>("block_lo_scale", n_blocks), n_blocks);
   if (L.by_feature.present()) {
-    if (!feature_summary_scales_ok(L.by_feature, L.list_block_ptr, n_cols, c.is_signed, L.block_hi_scale.data(),
-                                   c.is_signed ? L.block_lo_scale.data() : nullptr, n_blocks))
-      throw FormatError(concat(source, ": a block scale of the summaries by feature does not scale the block's "
-                                       "summary (not a finite number >= 0, or 0 under non-zero entries)"));
+    const std::string wrong = index_feature_summaries(L.by_feature, L.list_block_ptr, n_cols, c.is_signed,
+                                                      L.block_hi_scale.data(),
+                                                      c.is_signed ? L.block_lo_scale.data() : nullptr);
+    if (!wrong.empty()) throw FormatError(concat(source, ": the summaries by feature are damaged: ", wrong));
   } else {
     check_scales(L.block_hi_scale.data(), L.sum_hi.data(), L.block_sum_ptr.data(), n_blocks, source, "block_hi_scale");
     if (c.is_signed)
@@ -318,9 +329,8 @@ void ApproxIndex::add_sections(io::SectionWriter& w) const {
   else w.add("post_loc", r.post_loc64.data(), n_post);
   if (b.by_feature.present()) {
     const FeatureSummaries& fs = b.by_feature;
-    w.add("sum_list_chunk_ptr", fs.list_chunk_ptr.data(), n_cols() + 1);
-    w.add("sum_chunk_entry_ptr", fs.chunk_entry_ptr.data(), fs.n_chunks() + 1);
-    w.add("sum_chunk_word_ptr", fs.chunk_word_ptr.data(), fs.n_chunks() + 1);
+    w.add("sum_list_entry_ptr", fs.list_entry_ptr.data(), n_cols() + 1);
+    w.add("sum_list_word_ptr", fs.list_word_ptr.data(), n_cols() + 1);
     w.add("sum_bits", fs.bits.data(), fs.bits.size());
     w.add("sum_entries", fs.entries.data(), fs.entries.size());
   } else {

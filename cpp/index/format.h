@@ -1,7 +1,9 @@
 // The index file (a core/io.h section file of kind "SIDX"): what format.cpp reads and writes
 // for the current version, shared with legacy_format.cpp, which migrates older versions.
 //
-// Versions: 5: block summaries may be stored by feature (feature_summaries.h: sections
+// Versions: 6: summaries by feature are grouped per list (sum_list_entry_ptr, sum_list_word_ptr,
+// sum_bits, sum_entries; feature_summaries.h), so that a query feature costs one lookup per list;
+// version-5 files are regrouped on load. 5: block summaries may be stored by feature (feature_summaries.h: sections
 // sum_list_chunk_ptr, sum_chunk_entry_ptr, sum_chunk_word_ptr, sum_bits, sum_entries) instead of
 // by block (block_sum_ptr, sum_features, sum_hi, sum_lo); whichever
 // the file holds is used as it is. 4: the records are stored in search order (record_order), row r's at row_unit[r].
@@ -21,7 +23,7 @@
 
 namespace likeable::index_format {
 
-constexpr std::uint32_t kVersion = 5;
+constexpr std::uint32_t kVersion = 6;
 constexpr const char* kKind = "SIDX";
 
 // Structure is checked as well as checksums: a file that passes both cannot make search read

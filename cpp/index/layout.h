@@ -4,23 +4,40 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
+#include <type_traits>
 #include <utility>
 #include <vector>
+
+#include "core/huge_pages.h"
 
 namespace likeable {
 
 template <class T>
 class Array {
  public:
+  static_assert(std::is_trivially_copyable_v<T>);
   Array() = default;
-  explicit Array(std::vector<T>&& owned) : owned_(std::move(owned)), data_(owned_.data()), size_(owned_.size()) {}
+  // Large arrays move to huge pages (core/huge_pages.h: search reads them at random).
+  explicit Array(std::vector<T>&& owned) : size_(owned.size()) {
+    const std::size_t bytes = owned.size() * sizeof(T);
+    if (bytes >= kHugePageMinBytes) {
+      huge_ = allocate_huge_pages(bytes);
+      std::memcpy(huge_.get(), owned.data(), bytes);
+      data_ = reinterpret_cast<const T*>(huge_.get());
+      std::vector<T>().swap(owned);
+    } else {
+      owned_ = std::move(owned);
+      data_ = owned_.data();
+    }
+  }
   static Array view(const T* data, std::size_t size) {
     Array a;
     a.data_ = data;
     a.size_ = size;
     return a;
   }
-  // Moving keeps data() valid (a vector's buffer moves with it); copying would not.
+  // Moving keeps data() valid (a vector's buffer and a mapping move with it); copying would not.
   Array(Array&&) = default;
   Array& operator=(Array&&) = default;
   Array(const Array&) = delete;
@@ -33,6 +50,7 @@ class Array {
 
  private:
   std::vector<T> owned_;
+  HugePagesMemory huge_;
   const T* data_ = nullptr;
   std::size_t size_ = 0;
 };

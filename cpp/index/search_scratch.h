@@ -27,14 +27,15 @@ struct SearchScratch {
   std::vector<std::int32_t> cut;             // the lists visited, by |q_j|
   std::vector<std::pair<float, std::int64_t>> block_order;  // (bound, block)
   std::vector<std::int32_t> q_features;      // the query's features, ascending (summaries by feature)
-  std::vector<float> bound_pos, bound_neg;   // a chunk's block bounds being summed (by feature)
-  struct Run {
-    std::int32_t feature;
-    std::int64_t chunk, begin, end;
+  std::vector<float> bound_pos, bound_neg;   // a list's block bounds being summed (by feature)
+  struct Run {                               // a query feature's entries in one visited list
+    std::int32_t list;
+    std::int64_t group;                      // its first group: feature * the list's chunks
+    std::int64_t start;                      // where that group starts in the list's bits
   };
   std::vector<std::int32_t> q_weighed;       // the query features that add to bounds
-  std::vector<Run> q_runs;                   // their entries in each visited chunk
-  std::vector<std::pair<float, std::int64_t>> list_bounds;  // (bound, block) of every visited list
+  std::vector<Run> q_runs;
+  std::vector<float> list_bounds;            // every visited list's block bounds, in list order
   std::vector<std::int64_t> list_bound_ptr;
 
   void reserve(std::int64_t n_rows, std::int64_t n_cols, bool exact, std::int64_t k) {

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "core/errors.h"
+#include "core/huge_pages.h"
 #include "core/io.h"
 #include "core/json_scan.h"
 #include "core/parallel.h"
@@ -27,6 +28,7 @@
 #include "core/sparse.h"
 #include "core/topk.h"
 #include "helpers.h"
+#include "index/layout.h"
 
 using namespace likeable;
 
@@ -382,4 +384,36 @@ TEST_CASE("a memory map reports a file changed in place; readers refuse what is 
   CHECK_THROWS_WITH_AS(io::read_file(fifo), doctest::Contains("not a regular file"), InvalidArgument);
   CHECK_THROWS_WITH_AS(io::map_file(fifo), doctest::Contains("not a regular file"), InvalidArgument);
   std::remove(fifo.c_str());
+}
+
+TEST_CASE("large arrays and file buffers live in huge-page mappings and read back what was put in") {
+  // Above kHugePageMinBytes an index array moves into its own mapping: same values, kept valid
+  // across moves, 2 MiB-aligned; below it stays an ordinary vector.
+  std::vector<std::int64_t> values(kHugePageMinBytes / sizeof(std::int64_t) + 3);
+  std::iota(values.begin(), values.end(), std::int64_t{-7});
+  const std::vector<std::int64_t> copy = values;
+  Array<std::int64_t> big(std::move(values));
+  CHECK(reinterpret_cast<std::uintptr_t>(big.data()) % (std::uintptr_t{1} << 21) == 0);
+  Array<std::int64_t> moved(std::move(big));
+  REQUIRE(moved.size() == copy.size());
+  CHECK(std::equal(copy.begin(), copy.end(), moved.data()));
+  Array<float> small(std::vector<float>{1.0f, 2.0f});
+  CHECK((small.size() == 2 && small[1] == 2.0f));
+  // A file above the threshold is read into huge pages, a short one onto the heap: both exact.
+  for (const std::size_t n : {std::size_t{1000}, kHugePageMinBytes / sizeof(float) + 17}) {
+    const std::string path = testing::temp_path("huge.bin");
+    io::SectionWriter writer("TEST", 1);
+    std::vector<float> payload(n);
+    std::iota(payload.begin(), payload.end(), 0.5f);
+    writer.add("x", payload);
+    writer.save(path);
+    io::SectionReader rd(io::read_file(path), "TEST", 1, path);
+    const float* x = rd.get<float>("x", n);
+    CHECK(std::equal(payload.begin(), payload.end(), x));
+    io::SectionReader from_bytes(io::copy_bytes(writer.to_bytes().data(), writer.total_bytes()), "TEST", 1, path);
+    CHECK(std::equal(payload.begin(), payload.end(), from_bytes.get<float>("x", n)));
+    std::remove(path.c_str());
+  }
+  CHECK_THROWS_AS(allocate_huge_pages(0), std::bad_alloc);
+  CHECK_THROWS_AS(allocate_huge_pages(SIZE_MAX), std::bad_alloc);
 }

@@ -10,7 +10,7 @@ import scipy.sparse as sp
 import likeable as lk
 
 DATA = Path(__file__).resolve().parents[1] / "data"
-CURRENT_INDEX_VERSION = 5
+CURRENT_INDEX_VERSION = 6
 
 
 def random_codes(rng, n_rows, n_features, density=0.1, signed=False, integer=False):

@@ -151,15 +151,14 @@ def test_structurally_damaged_records_are_format_errors(rng, tmp_path, section, 
 
 @pytest.mark.parametrize("signed", [False, True])
 @pytest.mark.parametrize("section,at,value", [
-    ("sum_bits", 0, 0x01),             # one zero too many or too few in a chunk's bit vector
+    ("sum_bits", 0, 0x01),             # one zero too many or too few in a list's bit vector
     ("sum_bits", 9, 0x10),
     ("sum_entries", 0, 0x80),          # an entry naming a block outside its chunk
-    ("sum_chunk_entry_ptr", 8, 0x01),  # a chunk's entries that do not match its bits
-    ("sum_chunk_word_ptr", 8, 0x01),   # a chunk's bit vector of the wrong length
-    ("sum_list_chunk_ptr", 8, 0x02),   # a list with the wrong number of chunks
+    ("sum_list_entry_ptr", 8, 0x01),   # a list's entries that do not match its bits
+    ("sum_list_word_ptr", 8, 0x01),    # a list's bit vector of the wrong length
 ])
 def test_damaged_summaries_by_feature_are_format_errors(rng, tmp_path, signed, section, at, value):
-    # Format 5's summaries by feature (chosen here because they take fewer bytes): with no
+    # Format 6's summaries by feature (chosen here because they take fewer bytes): with no
     # checksum verification, the loader's checks alone refuse any section that could make search
     # read outside the entries or bits.
     codes, _ = random_codes(rng, 400, 16, density=0.5, signed=signed, integer=True)
@@ -173,6 +172,64 @@ def test_damaged_summaries_by_feature_are_format_errors(rng, tmp_path, signed, s
         lk.SparseIndex.load(tmp_path / "bad.sidx", verify=False)
     with pytest.raises(lk.FormatError):
         lk.SparseIndex.load(tmp_path / "bad.sidx")  # and the checksum catches it too
+
+
+@pytest.mark.parametrize("name", ["signed", "unsigned"])
+def test_format_5_summaries_by_feature_still_load_and_search_identically(tmp_path, name):
+    # Format 5 kept summaries by feature in chunks of 256 blocks with a bit vector each; format 6
+    # groups them per list. tests/data/make_index_v5.py (never regenerate) wrote these files with
+    # feature 0's list in two chunks: loading regroups the same entries, so search answers as when
+    # saved, and re-saving writes format 6, which loads as the same index.
+    expected = np.load(DATA / f"index_v5_{name}_expected.npz")
+    old = lk.SparseIndex.load(DATA / f"index_v5_{name}.sidx")
+    raw = (DATA / f"index_v5_{name}.sidx").read_bytes()
+    assert file_version(raw) == 5
+    offset, length = section_span(raw, "list_block_ptr")
+    assert np.diff(np.frombuffer(raw[offset:offset + length], np.int64))[0] > 256  # two chunks
+    queries = lk.SparseCodes(expected["q_indptr"], expected["q_indices"], expected["q_values"],
+                             (len(expected["q_indptr"]) - 1, old.n_features))
+    old.save(tmp_path / "resaved.sidx")
+    resaved = lk.SparseIndex.load(tmp_path / "resaved.sidx")
+    assert file_version(resaved.to_bytes()) == CURRENT_INDEX_VERSION
+    assert resaved.to_bytes() == old.to_bytes()
+    codes = lk.SparseCodes(expected["indptr"], expected["indices"], expected["values"], (old.n_rows, old.n_features))
+    rebuilt = lk.SparseIndex(codes, n_postings=old.n_rows, block_fraction=0.3)  # same blocks: same answers
+    assert rebuilt.to_bytes() == old.to_bytes()
+    for index in (old, resaved, rebuilt):
+        for query_cut, heap_factor in [(3, 0.9)]:
+            ids, scores = index.search(queries, k=5, query_cut=query_cut, heap_factor=heap_factor)
+            np.testing.assert_array_equal(ids, expected["ids"])
+            np.testing.assert_array_equal(scores, expected["scores"])
+
+
+@pytest.mark.parametrize("section,at,value", [
+    ("sum_entries", 3 * 200, 0x80),   # entry 200, feature 0 in list 0's second chunk (54 blocks)
+    ("sum_bits", 4, 0x01),            # a zero too many or too few, two chunks to a feature
+])
+def test_damaged_summaries_of_lists_in_two_chunks_are_format_errors(tmp_path, section, at, value):
+    data = bytearray(lk.SparseIndex.load(DATA / "index_v5_signed.sidx").to_bytes())  # format 6
+    offset, _ = section_span(bytes(data), section)
+    data[offset + at] ^= value
+    (tmp_path / "bad.sidx").write_bytes(bytes(data))
+    with pytest.raises(lk.FormatError, match="summaries"):
+        lk.SparseIndex.load(tmp_path / "bad.sidx", verify=False)
+
+
+@pytest.mark.parametrize("section,at,value", [
+    ("sum_bits", 0, 0x01),             # one zero too many or too few in a chunk's bit vector
+    ("sum_bits", 70, 0x10),
+    ("sum_entries", -3, 0x80),         # the last list's last entry naming a block outside its chunk
+    ("sum_chunk_entry_ptr", 8, 0x01),  # a chunk's entries that do not match its bits
+    ("sum_chunk_word_ptr", 8, 0x01),   # a chunk's bit vector of the wrong length
+    ("sum_list_chunk_ptr", 8, 0x02),   # a list with the wrong number of chunks
+])
+def test_damaged_format_5_summaries_are_format_errors(tmp_path, section, at, value):
+    data = bytearray((DATA / "index_v5_signed.sidx").read_bytes())
+    offset, length = section_span(bytes(data), section)
+    data[offset + at % length] ^= value
+    (tmp_path / "bad.sidx").write_bytes(bytes(data))
+    with pytest.raises(lk.FormatError, match="sum_|summaries"):
+        lk.SparseIndex.load(tmp_path / "bad.sidx", verify=False)
 
 
 @pytest.mark.parametrize("signed", [False, True])
