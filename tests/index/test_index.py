@@ -138,6 +138,37 @@ def test_approximate_with_lossless_settings_is_exact(rng, kernel_path, signed):
         assert set(want[~close]) <= set(found)
 
 
+@pytest.mark.parametrize("signed", [False, True])
+def test_lists_of_more_than_256_blocks_search_exactly_under_lossless_settings(rng, kernel_path, signed):
+    # Summaries by feature name a block by a u8 within its 256-block chunk: a list longer than
+    # that (feature 0 is in every row here) spreads each feature's entries over two chunks, and
+    # bounds must still be summed into the right blocks (format 6 groups them per list).
+    from index_cases import section_span
+
+    n_rows, n_features = 2800, 150
+    dense = np.zeros((n_rows, n_features), np.float32)
+    dense[:, 0] = rng.uniform(0.1, 1, n_rows)
+    for r in range(n_rows):
+        dense[r, rng.choice(np.arange(1, n_features), 6, replace=False)] = rng.uniform(-1 if signed else 0, 1, 6)
+    q = np.where(rng.random((12, n_features)) < 0.1, rng.uniform(-1 if signed else 0, 1, (12, n_features)), 0)
+    q[:, 0] = rng.uniform(2, 3, 12)  # the largest weight: query_cut=1 visits only feature 0's list
+    index = lk.SparseIndex(lk.SparseCodes.from_dense(dense), n_postings=n_rows, block_fraction=0.3,
+                           summary_energy=1.0)
+    data = index.to_bytes()
+    section_span(data, "sum_list_entry_ptr")  # summaries by feature
+    offset, length = section_span(data, "list_block_ptr")
+    assert np.diff(np.frombuffer(data[offset:offset + length], np.int64))[0] > 256
+    want_ids, want_scores = reference_search(dense, q.astype(np.float32), 5)
+    # Every row is in that list, unpruned, and full summaries bound every block from above: so
+    # visiting it alone finds the exact top 5, but only if each block gets its own bound.
+    ids, scores = index.search(lk.SparseCodes.from_dense(q.astype(np.float32)), k=5, query_cut=1)
+    atol = half_precision_atol(dense, q.astype(np.float32))
+    assert (np.abs(scores - want_scores) <= atol).all()
+    for found, want, sc, tol in zip(ids, want_ids, want_scores, atol[:, 0]):
+        close = np.abs(sc - sc[-1]) <= 2 * tol
+        assert set(want[~close]) <= set(found)
+
+
 @pytest.mark.parametrize("kind", ["random", "clustered"])
 @pytest.mark.parametrize("signed", [False, True])
 def test_approximate_recall(rng, kernel_path, kind, signed):
