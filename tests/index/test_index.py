@@ -222,6 +222,43 @@ def test_simd_switch_reaches_the_environment_variable(tmp_path):
     assert out.stdout.strip() == "False"
 
 
+def test_huge_page_advice_changes_no_answer(tmp_path):
+    # Index arrays of 4 MiB or more live in their own huge-page mappings; LIKEABLE_HUGE_PAGES=0
+    # (read when the first one is made) keeps the mappings but drops the advice. Built, saved
+    # and loaded (the file read into such a mapping), both answer identically.
+    import subprocess
+    import sys
+
+    script = f"""
+import numpy as np, scipy.sparse as sp, likeable as lk
+rng = np.random.default_rng(7)
+codes = lk.SparseCodes.from_scipy(sp.random(25_000, 512, density=48 / 512, format="csr", random_state=rng))
+queries = lk.SparseCodes.from_scipy(sp.random(50, 512, density=0.06, format="csr", random_state=rng))
+index = lk.SparseIndex(codes, n_postings=3000)
+path = r"{tmp_path}" + "/index" + ("_off" if __import__("os").environ.get("LIKEABLE_HUGE_PAGES") == "0" else "_on")
+index.save(path + ".sidx")
+loaded = lk.SparseIndex.load(path + ".sidx")
+built, read = index.search(queries, k=10, query_cut=8), loaded.search(queries, k=10, query_cut=8)
+np.savez(path + ".npz", ids=built[0], scores=built[1], ids_read=read[0], scores_read=read[1])
+assert loaded.to_bytes() == index.to_bytes()
+exact = lk.SparseIndex(codes, approximate=False)  # its 4.8 MB value arrays are mapped too
+want = lk.index.brute_force_search(codes, queries, k=10)
+got = exact.search(queries, k=10)
+assert (got[0] == want[0]).all() and np.allclose(got[1], want[1], rtol=1e-5, atol=1e-6)
+"""
+    base = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(lk.__file__).parents[1]), os.environ.get("PYTHONPATH", "")]))
+    base.pop("LIKEABLE_HUGE_PAGES", None)
+    for value in (None, "0"):
+        env = dict(base) if value is None else dict(base, LIKEABLE_HUGE_PAGES=value)
+        subprocess.run([sys.executable, "-c", script], check=True, env=env, timeout=300)
+    on, off = np.load(tmp_path / "index_on.npz"), np.load(tmp_path / "index_off.npz")
+    assert on["ids"].shape == (50, 10) and (on["ids"] >= 0).all()
+    for key in ("ids", "scores", "ids_read", "scores_read"):
+        np.testing.assert_array_equal(on[key], off[key])
+    np.testing.assert_array_equal(on["ids"], on["ids_read"])
+    assert (tmp_path / "index_on.sidx").stat().st_size > 4 << 20  # large enough for the mappings
+
+
 def test_dense_and_sparse_queries_agree(rng):
     # Sparse codes as queries (their columns hold ~3% of the entries, under the rule that sends
     # dense arrays to every row: test_dense_queries_route_to_every_row).
