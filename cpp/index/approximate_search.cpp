@@ -277,10 +277,8 @@ void ApproxIndex::search_one(const Query& query, SearchScratch& s, const SearchP
         for (std::int64_t p = chunk; p < chunk_end; ++p) {
           const std::uint64_t loc = records.location(p);
           const std::int64_t len = static_cast<std::int64_t>(loc & len_mask);
-          const std::uintptr_t begin = reinterpret_cast<std::uintptr_t>(units + (loc >> len_bits));
-          const std::uintptr_t end = begin + 2 * static_cast<std::uintptr_t>(kRecordHeader + width * len);
-          for (std::uintptr_t line = begin & ~std::uintptr_t{63}; line < end; line += 64)
-            __builtin_prefetch(reinterpret_cast<const void*>(line));
+          const std::uint16_t* rec = units + (loc >> len_bits);
+          prefetch_lines(rec, rec + kRecordHeader + width * len);
         }
         for (std::int64_t p = chunk; p < chunk_end; ++p) {
           const std::uint64_t loc = records.location(p);
